@@ -1,0 +1,1 @@
+"""Evaluation of restoration quality: metrics and the benchmark."""
