@@ -146,17 +146,23 @@ def outside_mask_change(original: NDArray[np.generic], restored: NDArray[np.gene
 
 
 def score_restoration(clean: NDArray[np.generic], inked: NDArray[np.generic],
-                      restored: NDArray[np.generic],
-                      ink_mask: NDArray[np.generic]) -> RestorationScores:
-    """Score one restored image against its clean reference and its inked input."""
-    outside_max, outside_mean = outside_mask_change(inked, restored, ink_mask)
+                      restored: NDArray[np.generic], *, ink_mask: NDArray[np.generic],
+                      allowed_mask: NDArray[np.generic] | None = None) -> RestorationScores:
+    """Score one restored image against its clean reference and its inked input.
+
+    ``ink_mask`` is where the ink truly is: PSNR inside the ink is measured there.
+    ``allowed_mask`` is the mask the method was given, outside which it must not change
+    anything; it defaults to ``ink_mask``.
+    """
+    changed_max, changed_mean = outside_mask_change(
+        inked, restored, ink_mask if allowed_mask is None else allowed_mask)
     return RestorationScores(
         psnr_db=psnr(clean, restored),
         psnr_ink_db=psnr(clean, restored, ink_mask),
         ssim=ssim(clean, restored),
         vif=vif(clean, restored),
-        outside_max_abs=outside_max,
-        outside_mean_abs=outside_mean,
+        outside_max_abs=changed_max,
+        outside_mean_abs=changed_mean,
     )
 
 

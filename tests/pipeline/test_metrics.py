@@ -159,7 +159,7 @@ def test_score_restoration_perfect():
     mask = np.zeros(clean.shape[:2], dtype=np.uint8)
     mask[10:20, 10:20] = 1
     inked[10:20, 10:20] = (0, 0, 200)
-    scores = score_restoration(clean, inked, clean, mask)
+    scores = score_restoration(clean, inked, clean, ink_mask=mask)
 
     assert scores.psnr_db == math.inf
     assert scores.psnr_ink_db == math.inf

@@ -1,0 +1,79 @@
+"""Restoration methods and the ink detector, wrapped for the benchmark.
+
+Every method has the same signature: ``restore(inked, mask, context) -> restored``,
+with (H, W, 3) uint8 images and an (H, W) mask that is non-zero where ink is. Methods
+that a later model adds register themselves in ``METHODS`` by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from pipeline.compose import blend_weights, compose
+from pipeline.evaluation.baselines import restore_telea, restore_unchanged, restore_white_fill
+from pipeline.geometry import PixelScale
+from pipeline.localise import pixel_ink_mask
+from pipeline.optical import (
+    estimate_glass,
+    estimate_stain_vectors,
+    optical_density,
+)
+from pipeline.options import RunOptions
+from pipeline.restore import remove_ink_optical_density
+
+
+@dataclass(frozen=True)
+class TileContext:
+    """Tile facts that a method may use besides the pixels."""
+
+    glass: NDArray[np.float32]  # (3,) glass colour, 0..255
+    scale: PixelScale
+    options: RunOptions
+
+
+Restorer = Callable[[NDArray[np.uint8], NDArray[np.generic], TileContext], NDArray[np.uint8]]
+
+
+def restore_optical_density(inked: NDArray[np.uint8], mask: NDArray[np.generic],
+                            context: TileContext) -> NDArray[np.uint8]:
+    """Remove ink by three-stain optical-density unmixing, as the pipeline does."""
+    selected = np.asarray(mask) != 0
+    if not selected.any():
+        return inked.copy()
+    stain_vectors = estimate_stain_vectors(optical_density(inked[~selected], context.glass))
+    restored, _ = remove_ink_optical_density(
+        inked, selected, glass=context.glass, stain_vectors=stain_vectors, colour=None,
+        scale=context.scale, options=context.options,
+    )
+    weights = blend_weights(
+        selected,
+        dilation_px=context.scale.pixels(context.options.dilation_um),
+        feather_px=context.scale.pixels(context.options.feather_um),
+    )
+    return compose(inked, restored, weights)
+
+
+METHODS: dict[str, Restorer] = {
+    "unchanged": lambda inked, mask, context: restore_unchanged(inked, mask),
+    "white-fill": lambda inked, mask, context: restore_white_fill(inked, mask),
+    "telea": lambda inked, mask, context: restore_telea(inked, mask),
+    "od": restore_optical_density,
+}
+
+
+def detect_ink(inked: NDArray[np.uint8], context: TileContext) -> NDArray[np.bool_]:
+    """Return the pipeline's full-resolution pixel ink mask of one tile."""
+    everywhere = np.ones(inked.shape[:2], dtype=bool)
+    return pixel_ink_mask(inked, glass=context.glass, gate=everywhere, scale=context.scale,
+                          options=context.options).mask
+
+
+def tile_context(image: NDArray[np.uint8], *, mpp: float,
+                 options: RunOptions | None = None) -> TileContext:
+    """Build the context of a lone tile, estimating the glass colour from the tile."""
+    return TileContext(glass=estimate_glass(image), scale=PixelScale(mpp=mpp),
+                       options=options or RunOptions())
