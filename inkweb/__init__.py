@@ -1,0 +1,1 @@
+"""InkWeb: the Django project that uploads slides, runs ink removal and records reviews."""

@@ -1,0 +1,1 @@
+"""Users and their roles: uploaders add slides and start runs, reviewers approve or reject."""

@@ -1,0 +1,1 @@
+"""Server-rendered pages: sign-in, slide list and the side-by-side viewer."""

@@ -1,0 +1,1 @@
+"""Reviews: append-only approve/reject decisions on the restored output of a run."""

@@ -1,0 +1,1 @@
+"""Pipeline runs: enqueue, execute on a GPU worker, report progress, cancel and retry."""

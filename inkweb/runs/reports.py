@@ -1,0 +1,48 @@
+"""Summaries of pipeline run reports for the viewer page."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def run_report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return the figures the viewer shows from a run report; missing keys become None.
+
+    Keys read: ink_found, regions[].kind, tiles.{total,screened,classified_ink,changed,
+    unchanged_mode}, timings_s, device, pipeline_version, models, input.sha256_before and
+    input.sha256_after.
+    """
+    if not report:
+        return None
+
+    regions = report.get("regions") or []
+    kinds = Counter(
+        str(region.get("kind", "unknown")) for region in regions if isinstance(region, dict)
+    )
+    tiles = report.get("tiles") or {}
+    timings = report.get("timings_s") or {}
+    seconds = [value for value in map(_number, timings.values()) if value is not None]
+    source = report.get("input") or {}
+    before, after = source.get("sha256_before"), source.get("sha256_after")
+
+    return {
+        "ink_found": report.get("ink_found"),
+        "region_count": len(regions),
+        "region_kinds": dict(sorted(kinds.items())),
+        "tiles_total": tiles.get("total"),
+        "tiles_screened": tiles.get("screened"),
+        "tiles_classified_ink": tiles.get("classified_ink"),
+        "tiles_changed": tiles.get("changed"),
+        "unchanged_mode": tiles.get("unchanged_mode"),
+        "total_seconds": sum(seconds) if seconds else None,
+        "timings": {str(stage): _number(value) for stage, value in timings.items()},
+        "device": report.get("device"),
+        "pipeline_version": report.get("pipeline_version"),
+        "models": report.get("models") or {},
+        "original_unchanged": (before == after) if before and after else None,
+    }

@@ -1,0 +1,1 @@
+"""Slides: upload, content validation, ingest (metadata, thumbnail, checksum) and import."""

@@ -1,0 +1,1 @@
+"""Tiles: large-image backed pyramid tiles of original, restored and ink-mask images."""
