@@ -7,6 +7,7 @@ import json
 import logging
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.evaluation.benchmark import run_benchmark, to_markdown
@@ -55,7 +56,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         sys.stderr.write(f"inkremove evaluate: --count must be at least 1, got {args.count}\n")
         return 2
 
-    progress_bar = _progress_bar(args.count)
+    progress_bar = _progress_bar()
     result = run_benchmark(args.data, methods=methods, simulated_count=args.count,
                            seed=args.seed, include_detection=not args.no_detection,
                            progress=progress_bar)
@@ -69,11 +70,11 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar(simulated_count: int):  # type: ignore[no-untyped-def]
+def _progress_bar() -> Callable[[str, int, int], None]:
     """Return a progress callback: a tqdm bar per dataset on a terminal, logs otherwise."""
     from tqdm import tqdm
 
-    bars: dict[str, tqdm] = {}
+    bars: dict[str, tqdm[None]] = {}
 
     def report(dataset: str, done: int, total: int) -> None:
         if not sys.stderr.isatty():

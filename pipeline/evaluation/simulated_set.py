@@ -91,7 +91,10 @@ class _CropSampler:
 
     def sample(self, placement: Placement) -> NDArray[np.uint8]:
         if placement == "glass":
-            return self._random_crop(self._glass_image, None, (0.0, GLASS_MAX_SHARE))
+            glass = self._random_crop(self._glass_image, None, (0.0, GLASS_MAX_SHARE))
+            if glass is None:
+                raise RuntimeError(f"{GLASS_SOURCE} has no 256-px crop of bare glass")
+            return glass
         share_range = (TISSUE_MIN_SHARE, 1.0) if placement == "tissue" else EDGE_SHARE_RANGE
         # Most held-out images are dense tissue; try them in random order until one has
         # a crop of the requested share.

@@ -1,0 +1,175 @@
+"""The ``inkremove train classifier`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pipeline.progress import ProgressEvent
+from pipeline.train.loop import TrainSettings, train_classifier
+from pipeline.train.samples import TASKS
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS = TrainSettings(task="ink", data_dir=Path("../shared/data"), out=Path("model.pt"))
+
+
+def add_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
+    """Register ``train`` (with its ``classifier`` subcommand) on the ``inkremove`` parsers."""
+    train = subparsers.add_parser("train", help="train the pipeline's models")
+    models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    parser = models.add_parser(
+        "classifier",
+        help="train the ink or the background/foreground tile classifier",
+        description=(
+            "Train a 128 px tile classifier on clean tissue and glass from the data folder "
+            "with simulated ink, validate it on held-out source images, score it on the real "
+            "pen-ink images, and write the checkpoint and a JSON training report beside it."
+        ),
+    )
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        required=True,
+        help="ink: ink vs no ink; background: ink on glass only vs ink over tissue",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULTS.data_dir,
+        help="real data folder (default ../shared/data)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint file to write (.pt)")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULTS.seed, help=f"random seed (default {DEFAULTS.seed})"
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=DEFAULTS.epochs,
+        help=f"training epochs (default {DEFAULTS.epochs})",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULTS.batch_size,
+        help=f"tiles per step (default {DEFAULTS.batch_size})",
+    )
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=DEFAULTS.learning_rate,
+        help=f"peak Adam learning rate of a one-cycle schedule (default {DEFAULTS.learning_rate})",
+    )
+    parser.add_argument(
+        "--train-tiles",
+        type=int,
+        default=DEFAULTS.train_tiles,
+        help=f"simulated training tiles (default {DEFAULTS.train_tiles})",
+    )
+    parser.add_argument(
+        "--validation-tiles",
+        type=int,
+        default=DEFAULTS.validation_tiles,
+        help=f"simulated validation tiles (default {DEFAULTS.validation_tiles})",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULTS.threads,
+        help=(
+            "CPU threads for torch; runs are reproducible for a fixed count "
+            f"(default {DEFAULTS.threads})"
+        ),
+    )
+    parser.set_defaults(func=run_train_classifier)
+    return parser
+
+
+def run_train_classifier(args: argparse.Namespace) -> int:
+    """Run ``inkremove train classifier``; return the process exit code."""
+    for name in ("epochs", "batch_size", "train_tiles", "validation_tiles", "threads"):
+        if getattr(args, name) < 1:
+            logger.error(
+                "--%s must be at least 1, got %d", name.replace("_", "-"), getattr(args, name)
+            )
+            return 2
+    if not (args.data / "README.md").is_file() and not (args.data / "clean").is_dir():
+        logger.error(
+            "data folder %s not found; pass --data pointing at the real data folder", args.data
+        )
+        return 2
+
+    settings = TrainSettings(
+        task=args.task,
+        data_dir=args.data,
+        out=args.out,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        train_tiles=args.train_tiles,
+        validation_tiles=args.validation_tiles,
+        threads=args.threads,
+    )
+    progress = _TerminalProgress() if sys.stderr.isatty() else _LogProgress()
+    try:
+        result = train_classifier(settings, progress=progress)
+    except (FileNotFoundError, ValueError) as error:
+        logger.error("training failed: %s", error)
+        return 2
+    finally:
+        progress.close()
+    real = result.metrics["real_ink"]["overall"]
+    # The result is the command's output, so it goes to stdout whatever the log level.
+    sys.stdout.write(
+        f"{args.task} classifier: validation accuracy {result.metrics['validation_accuracy']:.3f}, "
+        f"real-ink accuracy {real['accuracy']:.3f} on {real['count']} tiles; "
+        f"wrote {result.checkpoint} and {result.report}\n"
+    )
+    return 0
+
+
+class _TerminalProgress:
+    """A tqdm bar per stage, for an interactive terminal."""
+
+    def __init__(self) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bar: tqdm | None = None
+        self._stage = ""
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if event.stage != self._stage or self._bar is None:
+            self.close()
+            self._stage = event.stage
+            self._bar = self._tqdm(total=event.total, desc=event.stage, unit="step", leave=False)
+        self._bar.set_postfix_str(event.message, refresh=False)
+        self._bar.update(event.done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class _LogProgress:
+    """Log lines at every 10% of a stage (INFO level), for CI logs and redirected output."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def __call__(self, event: ProgressEvent) -> None:
+        tenth = (10 * event.done) // max(event.total, 1)
+        if self._last.get(event.stage) == tenth:
+            return
+        self._last[event.stage] = tenth
+        logger.info("%s: %d/%d %s", event.stage, event.done, event.total, event.message)
+
+    def close(self) -> None:
+        self._last.clear()
