@@ -19,10 +19,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from pipeline import open_slide, run_pipeline  # noqa: E402
 from pipeline.errors import SlideReadError  # noqa: E402
 from pipeline.models import load_models  # noqa: E402
-
-from pipeline import open_slide, run_pipeline  # noqa: E402
 
 DEFAULT_FILES = [
     "ink/tile-clean-lung.png",

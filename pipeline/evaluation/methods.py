@@ -8,7 +8,7 @@ that a later model adds register themselves in ``METHODS`` by name.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from pipeline.compose import blend_weights, compose
 from pipeline.evaluation.baselines import restore_telea, restore_unchanged, restore_white_fill
 from pipeline.geometry import PixelScale
-from pipeline.localise import pixel_ink_mask
+from pipeline.localise import PixelMask, pixel_ink_mask
 from pipeline.optical import (
     estimate_glass,
     estimate_stain_vectors,
@@ -28,9 +28,16 @@ from pipeline.restore import remove_ink_optical_density
 
 @dataclass(frozen=True)
 class TileContext:
-    """Tile facts that a method may use besides the pixels."""
+    """Tile facts that a method may use besides the pixels.
+
+    In a pipeline run the glass colour and the stain vectors come from screening the
+    whole slide, and the pen colour from the colour rules; the benchmark supplies the
+    same facts from data that is not scored.
+    """
 
     glass: NDArray[np.float32]  # (3,) glass colour, 0..255
+    stain_vectors: NDArray[np.float32] | None  # (2, 3) H and E OD directions, or None
+    colour: str | None  # dominant pen colour found by the colour rules
     scale: PixelScale
     options: RunOptions
 
@@ -44,10 +51,12 @@ def restore_optical_density(inked: NDArray[np.uint8], mask: NDArray[np.generic],
     selected = np.asarray(mask) != 0
     if not selected.any():
         return inked.copy()
-    stain_vectors = estimate_stain_vectors(optical_density(inked[~selected], context.glass))
+    stain_vectors = context.stain_vectors
+    if stain_vectors is None:
+        stain_vectors = estimate_stain_vectors(optical_density(inked[~selected], context.glass))
     restored, _ = remove_ink_optical_density(
-        inked, selected, glass=context.glass, stain_vectors=stain_vectors, colour=None,
-        scale=context.scale, options=context.options,
+        inked, selected, glass=context.glass, stain_vectors=stain_vectors,
+        colour=context.colour, scale=context.scale, options=context.options,
     )
     weights = blend_weights(
         selected,
@@ -65,15 +74,21 @@ METHODS: dict[str, Restorer] = {
 }
 
 
-def detect_ink(inked: NDArray[np.uint8], context: TileContext) -> NDArray[np.bool_]:
+def detect_ink(inked: NDArray[np.uint8], context: TileContext) -> PixelMask:
     """Return the pipeline's full-resolution pixel ink mask of one tile."""
     everywhere = np.ones(inked.shape[:2], dtype=bool)
     return pixel_ink_mask(inked, glass=context.glass, gate=everywhere, scale=context.scale,
-                          options=context.options).mask
+                          options=context.options)
 
 
-def tile_context(image: NDArray[np.uint8], *, mpp: float,
-                 options: RunOptions | None = None) -> TileContext:
-    """Build the context of a lone tile, estimating the glass colour from the tile."""
-    return TileContext(glass=estimate_glass(image), scale=PixelScale(mpp=mpp),
-                       options=options or RunOptions())
+def tile_context(image: NDArray[np.uint8], *, mpp: float, options: RunOptions,
+                 glass: NDArray[np.float32] | None = None,
+                 stain_vectors: NDArray[np.float32] | None = None) -> TileContext:
+    """Build a tile's context, detecting its pen colour with the colour rules.
+
+    Without ``glass`` the glass colour is estimated from the tile itself.
+    """
+    context = TileContext(glass=estimate_glass(image) if glass is None else glass,
+                          stain_vectors=stain_vectors, colour=None,
+                          scale=PixelScale(mpp=mpp), options=options)
+    return replace(context, colour=detect_ink(image, context).dominant_colour)
