@@ -17,6 +17,7 @@ from typing import Protocol
 
 import large_image
 import numpy as np
+import tifffile
 from large_image.exceptions import TileSourceError
 
 from inkweb.tiles.geometry import PyramidGeometry
@@ -98,9 +99,26 @@ class PipelineReader:
         return region[:height, :width]
 
 
+def _is_reoriented_tiff(path: Path) -> bool:
+    """Return whether a TIFF's Orientation tag asks for a rotation or a mirror.
+
+    large-image 1.35's TIFF source turns Orientation 6 counter-clockwise where the TIFF
+    specification (and Pillow) turn it clockwise, so such files use the pipeline reader.
+    """
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            tag = tiff.pages.first.tags.get("Orientation")
+    except (tifffile.TiffFileError, OSError, ValueError):
+        return False
+    return tag is not None and int(tag.value) != 1
+
+
 @functools.lru_cache(maxsize=64)
 def _reader_for(path: str, token: str, expected_size: tuple[int, int] | None) -> TileReader:
     # `token` (a checksum) is part of the cache key so a replaced file is reopened.
+    if _is_reoriented_tiff(Path(path)):
+        logger.info("%s has a TIFF Orientation tag; using the pipeline reader", path)
+        return PipelineReader(Path(path))
     try:
         reader: TileReader = LargeImageReader(Path(path))
     except TileSourceError as error:

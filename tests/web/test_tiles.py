@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 
 from inkweb.core.storage import storage_make_read_only, storage_relative, storage_root
@@ -103,6 +104,24 @@ def test_small_pyramid_edges(shared_data, uploader):
     edge = client.get(f"/api/slides/{slide.pk}/tiles/original/{top}/4/3.png")
     assert _image(edge).size == (300 - 4 * 64, 250 - 3 * 64)
     assert client.get(f"/api/slides/{slide.pk}/tiles/original/{top}/5/0.png").status_code == 404
+
+
+@pytest.mark.django_db
+def test_orientation_tag_honoured(shared_data, uploader):
+    path = shared_data / "slides" / "orientation6.tif"
+    slide = slide_import(path=path, imported_by=uploader)
+    client = client_for(uploader)
+    info = client.get(f"/api/slides/{slide.pk}/tiles/original/info").json()
+    top = info["levels"] - 1
+    tile = np.asarray(_image(client.get(f"/api/slides/{slide.pk}/tiles/original/{top}/0/0.png")))
+    # Orientation 6 stores the picture turned a quarter counter-clockwise; it is shown
+    # turned back clockwise, as the pipeline writes the restored slide.
+    stored = tifffile.imread(path)  # (180, 120)
+    expected = np.rot90(stored, k=-1)  # (120, 180)
+
+    assert (info["sizeX"], info["sizeY"]) == (180, 120)
+    assert tile.shape[:2] == expected.shape
+    assert np.array_equal(tile[..., 0], expected)
 
 
 @pytest.mark.django_db
