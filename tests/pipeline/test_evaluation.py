@@ -6,9 +6,16 @@ import numpy as np
 import pytest
 
 from pipeline.evaluation.baselines import restore_telea, restore_unchanged, restore_white_fill
-from pipeline.evaluation.benchmark import real_pair_mask, run_benchmark, to_markdown
+from pipeline.evaluation.benchmark import (
+    real_pair_mask,
+    run_benchmark,
+    score_classifiers,
+    score_thumbnail_detection,
+    to_markdown,
+)
 from pipeline.evaluation.real_pairs import EXCLUDED_X, load_real_pairs
 from pipeline.evaluation.simulated_set import simulated_cases
+from pipeline.options import RunOptions
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +115,23 @@ def test_benchmark_markdown_has_tables(small_benchmark):
 
     assert "| od | ground-truth |" in page
     assert "inkremove evaluate --count 6" in page
+
+
+def test_classifier_scores_cover_both_tasks(shared_data):
+    rows = score_classifiers(shared_data)
+    labelled = {row["classifier"]: row for row in rows if row["group"] == "labelled-tiles"}
+
+    assert set(labelled) == {"ink", "background"}
+    assert labelled["ink"]["tiles"] == 5
+    assert labelled["ink"]["accuracy"] == 1.0
+    assert all(0.0 <= row["accuracy"] <= 1.0 for row in rows)
+
+
+def test_thumbnail_detection_scores(shared_data):
+    rows = {row["image"]: row for row in score_thumbnail_detection(shared_data, RunOptions())}
+
+    assert set(rows) == {"pen-black.png", "pen-green.png", "pen-red.png"}
+    # Measured Dice: black 0.999, green 0.950, red 0.739 (faint red is missed).
+    assert rows["pen-black.png"]["dice"] > 0.95
+    assert rows["pen-green.png"]["dice"] > 0.9
+    assert rows["pen-red.png"]["precision"] > 0.9
