@@ -1,6 +1,6 @@
 """ASGI entry point: Django for HTTP, Channels for the progress WebSocket.
 
-Serve with `daphne -b 127.0.0.1 -p 8000 inkweb.asgi:application`.
+Serve with `uvicorn --host 127.0.0.1 --port 8000 --ws websockets inkweb.asgi:application`.
 """
 
 import os

@@ -51,6 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InkRemovalError as exc:
         sys.stderr.write(f"inkremove: error: {exc}\n")
         return EXIT_FAILED
+    except OSError as exc:
+        # An unwritable output folder or a full disk: say which path, without a traceback.
+        target = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"inkremove: error:{target}: {exc.strerror or exc}\n")
+        return EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -54,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         url = f"http://{args.host}:{args.port}/"
         supervisor.start(
             "web",
-            [sys.executable, "-m", "daphne", "-b", args.host, "-p", str(args.port),
-             "inkweb.asgi:application"],
+            [sys.executable, "-m", "uvicorn", "--host", args.host, "--port", str(args.port),
+             "--ws", "websockets", "--no-access-log", "inkweb.asgi:application"],
             env,
         )
         for queue in ("ingest", "gpu"):
@@ -218,15 +218,19 @@ def _import_samples(env: dict[str, str], samples: str | None) -> None:
         folders = [Path(part) for part in samples.split(os.pathsep) if part]
     else:
         shared = REPO_ROOT.parent / "shared" / "data"
-        folders = [shared / "ink", shared / "slides", VAR_DIR / "demo"]
+        folders = [shared / "ink", shared / "slides"]
     existing = [folder for folder in folders if folder.is_dir()]
     missing = [folder for folder in folders if not folder.is_dir()]
     for folder in missing:
         logger.info("sample folder %s does not exist; skipping it", folder)
-    if not existing:
+    # `make demo-slide` writes its ground truth (mask PNG, parameters JSON) beside the
+    # slide; only the slide itself is a sample.
+    demo_slides = sorted((VAR_DIR / "demo").glob("*.tiff")) if not samples else []
+    paths = [str(path) for path in [*existing, *demo_slides]]
+    if not paths:
         logger.info("no sample slides found; the library starts empty")
         return
-    _manage(env, "inkweb_import", *[str(folder) for folder in existing])
+    _manage(env, "inkweb_import", *paths)
 
 
 def _manage(env: dict[str, str], *arguments: str) -> None:

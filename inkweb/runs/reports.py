@@ -25,8 +25,13 @@ def run_report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
         str(region.get("kind", "unknown")) for region in regions if isinstance(region, dict)
     )
     tiles = report.get("tiles") or {}
-    timings = report.get("timings_s") or {}
+    timings = dict(report.get("timings_s") or {})
+    # The pipeline records its wall time as "total" beside the stages; summing every
+    # entry would count the run twice.
+    total = _number(timings.pop("total", None))
     seconds = [value for value in map(_number, timings.values()) if value is not None]
+    if total is None and seconds:
+        total = sum(seconds)
     source = report.get("input") or {}
     before, after = source.get("sha256_before"), source.get("sha256_after")
 
@@ -39,7 +44,7 @@ def run_report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
         "tiles_classified_ink": tiles.get("classified_ink"),
         "tiles_changed": tiles.get("changed"),
         "unchanged_mode": tiles.get("unchanged_mode"),
-        "total_seconds": sum(seconds) if seconds else None,
+        "total_seconds": total,
         "timings": {str(stage): _number(value) for stage, value in timings.items()},
         "device": report.get("device"),
         "pipeline_version": report.get("pipeline_version"),

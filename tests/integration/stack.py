@@ -1,4 +1,4 @@
-"""A live InkWeb deployment for tests: daphne and RQ workers as real subprocesses.
+"""A live InkWeb deployment for tests: uvicorn and RQ workers as real subprocesses.
 
 The processes share a database that outlives the test transaction: a SQLite file by
 default, or a fresh PostgreSQL database on the server of $DATABASE_URL when it is a
@@ -110,13 +110,14 @@ class LiveStack:
         )
 
     def start(self) -> None:
-        """Migrate, then start daphne and one worker per queue; wait for HTTP."""
+        """Migrate, then start the ASGI server and one worker per queue; wait for HTTP."""
         redis.Redis.from_url(LIVE_REDIS_URL).flushdb()
         self.manage("migrate", "--noinput")
         if self.collect_static:
             self.manage("collectstatic", "--noinput")
-        daphne = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        self._spawn("daphne", [*daphne, "inkweb.asgi:application"])
+        server = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+                  "--ws", "websockets", "--no-access-log"]
+        self._spawn("web", [*server, "inkweb.asgi:application"])
         self._spawn("worker-ingest", [sys.executable, "manage.py", "inkweb_worker", "ingest"])
         self._spawn("worker-gpu", [sys.executable, "manage.py", "inkweb_worker", "gpu"])
         self._wait_for_http(timeout=60)
@@ -131,7 +132,7 @@ class LiveStack:
             except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.3)
-        raise RuntimeError(f"daphne did not answer within {timeout} s\n{self.logs()}")
+        raise RuntimeError(f"the web server did not respond within {timeout} s\n{self.logs()}")
 
     # ---- use ----------------------------------------------------------------
 

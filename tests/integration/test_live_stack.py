@@ -120,7 +120,7 @@ def test_progress_pushed_over_websocket(stack, processed, recorder):
 
 
 def test_websocket_rejects_anonymous(stack):
-    # A consumer that closes before accepting makes daphne reject the handshake with 403.
+    # A consumer that closes before accepting makes the server reject the handshake with 403.
     with pytest.raises(websocket.WebSocketBadStatusException) as error:
         websocket.create_connection(
             f"ws://127.0.0.1:{stack.port}/ws/progress/", origin=stack.base_url, timeout=5

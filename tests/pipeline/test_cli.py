@@ -59,6 +59,20 @@ def test_run_unreadable_input(shared_data, tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_run_unwritable_output(shared_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("pipeline.run.load_default_models", lambda device: FakeModels())
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    status = main(["run", str(shared_data / "ink" / "tile-clean-lung.png"), "-o",
+                   str(blocker / "out")])
+    error = capsys.readouterr().err
+
+    assert status == 1
+    assert error.startswith("inkremove: error:")
+    assert "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+
+
 def test_subcommands_registered():
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices

@@ -36,14 +36,27 @@ def test_create_user_command_is_idempotent(capsys):
         "reviewer",
     )
     output = capsys.readouterr().out
-    assert "Created user lee with role uploader" in output
-    assert "Updated user lee with role reviewer" in output
+    assert "Created user lee with roles uploader" in output
+    assert "Updated user lee with roles reviewer" in output
 
     user = get_user_model().objects.get(username="lee")
     assert user.check_password("second-pass-2")
     assert user_has_role(user, Role.UPLOADER)
     assert user_has_role(user, Role.REVIEWER)
     assert not user.is_staff
+
+
+@pytest.mark.django_db
+def test_create_user_command_repeated_role(capsys):
+    call_command(
+        "inkweb_create_user", "--username", "max", "--password", "pass-max-1",
+        "--role", "reviewer", "--role", "uploader",
+    )
+    user = get_user_model().objects.get(username="max")
+
+    assert "Created user max with roles reviewer, uploader" in capsys.readouterr().out
+    assert user_has_role(user, Role.REVIEWER)
+    assert user_has_role(user, Role.UPLOADER)
 
 
 @pytest.mark.django_db

@@ -13,6 +13,7 @@ from inkweb.runs import services as run_services
 from inkweb.runs.cancellation import cancel_flag_is_set, cancel_flag_set
 from inkweb.runs.models import PipelineRun
 from inkweb.runs.progress import RunProgressReporter
+from inkweb.runs.reports import run_report_summary
 from inkweb.runs.services import run_cancel, run_create, run_execute, run_retry
 from inkweb.slides.models import Slide
 from pipeline import ProgressEvent
@@ -293,3 +294,18 @@ def test_run_api_flow(ready_slide, uploader, reviewer, django_capture_on_commit_
     assert [run["id"] for run in listed["results"]] == [retried.json()["id"]]
     detail = client.get(f"/api/runs/{run_id}/").json()
     assert detail["report"] is None
+
+
+def test_report_summary_total_not_doubled():
+    summary = run_report_summary(
+        {"timings_s": {"screen": 1.5, "restore": 2.0, "total": 4.0}, "tiles": {}}
+    )
+
+    assert summary["total_seconds"] == 4.0
+    assert "total" not in summary["timings"]
+
+
+def test_report_summary_total_from_stages():
+    summary = run_report_summary({"timings_s": {"screen": 1.5, "restore": 2.0}})
+
+    assert summary["total_seconds"] == 3.5

@@ -1,4 +1,4 @@
-"""Create a user with a role, or reset the password and add the role if the user exists."""
+"""Create a user with roles, or reset the password and add the roles if the user exists."""
 
 from __future__ import annotations
 
@@ -12,18 +12,20 @@ from inkweb.accounts.services import user_create_or_update
 
 
 class Command(BaseCommand):
-    """manage.py inkweb_create_user --username NAME --role reviewer|uploader|admin."""
+    """manage.py inkweb_create_user --username NAME --role reviewer [--role uploader]."""
 
     help = (
-        "Create a user with a role (uploader, reviewer or admin). The password comes from "
-        "--password, else $INKWEB_USER_PASSWORD, else a prompt. An existing user gets the "
-        "new password and the role added."
+        "Create a user with one or more roles (uploader, reviewer or admin; repeat --role). "
+        "The password comes from --password, else $INKWEB_USER_PASSWORD, else a prompt. An "
+        "existing user gets the new password and the roles added."
     )
 
     def add_arguments(self, parser):  # noqa: D102
         parser.add_argument("--username", required=True)
         parser.add_argument("--password", help="password; prefer $INKWEB_USER_PASSWORD")
-        parser.add_argument("--role", required=True, choices=["uploader", "reviewer", "admin"])
+        parser.add_argument(
+            "--role", required=True, action="append", choices=["uploader", "reviewer", "admin"]
+        )
         parser.add_argument("--email", default="")
 
     def handle(self, *args, **options):  # noqa: D102
@@ -33,15 +35,19 @@ class Command(BaseCommand):
                 raise CommandError("no password given; pass --password or set INKWEB_USER_PASSWORD")
             password = getpass.getpass(f"Password for {options['username']}: ")
 
+        roles = list(dict.fromkeys(options["role"]))
+        created = False
         try:
-            user, created = user_create_or_update(
-                username=options["username"],
-                password=password,
-                role=options["role"],
-                email=options["email"],
-            )
+            for role in roles:
+                user, created_now = user_create_or_update(
+                    username=options["username"],
+                    password=password,
+                    role=role,
+                    email=options["email"],
+                )
+                created = created or created_now
         except ValidationError as error:
             raise CommandError(f"invalid user {options['username']!r}: {error}") from error
 
         verb = "Created" if created else "Updated"
-        self.stdout.write(f"{verb} user {user.username} with role {options['role']}")
+        self.stdout.write(f"{verb} user {user.username} with roles {', '.join(roles)}")
