@@ -28,3 +28,5 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("admin/", admin.site.urls),
 ]
+
+handler404 = "inkweb.core.errors.not_found"

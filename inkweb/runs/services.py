@@ -14,6 +14,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Replace
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -29,6 +31,10 @@ from pipeline import RunOptions, run_pipeline
 from pipeline.errors import InkRemovalError, RunCancelled
 
 logger = logging.getLogger(__name__)
+
+# The message of a run cancelled while running, before and after the worker stopped it.
+_STOPPING_SUFFIX = "; stopping at the next step"
+_STOPPED_SUFFIX = "; stopped"
 
 
 _OPTION_TYPES: dict[type, tuple[type, ...]] = {
@@ -169,7 +175,7 @@ def run_cancel(*, run: PipelineRun, cancelled_by: AbstractBaseUser) -> PipelineR
             pk=run.pk, status=PipelineRun.Status.RUNNING
         ).update(
             status=PipelineRun.Status.CANCELLED,
-            message=f"Cancelled by {cancelled_by.get_username()}; stopping at the next step",
+            message=f"Cancelled by {cancelled_by.get_username()}{_STOPPING_SUFFIX}",
             finished_at=now,
             updated_at=now,
         )
@@ -281,6 +287,7 @@ def run_execute(
             run.pk,
             from_statuses=(PipelineRun.Status.RUNNING, PipelineRun.Status.CANCELLED),
             status=PipelineRun.Status.CANCELLED,
+            message=Replace("message", Value(_STOPPING_SUFFIX), Value(_STOPPED_SUFFIX)),
         )
         shutil.rmtree(output_dir, ignore_errors=True)
         cancel_flag_clear(run_id=run.pk)

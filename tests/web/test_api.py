@@ -197,3 +197,12 @@ def test_exception_handler_maps_errors(error, status, code):
     assert response.status_code == status
     assert response.data["code"] == code
     assert response.data["detail"]
+
+
+@pytest.mark.django_db
+def test_unknown_api_route_is_json_404(uploader):
+    response = client_for(uploader).get("/api/no-such-endpoint/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"

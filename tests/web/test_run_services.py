@@ -203,6 +203,23 @@ def test_execute_cancelled_midway_removes_outputs(ready_slide, uploader, monkeyp
 
 
 @pytest.mark.django_db
+def test_cancelled_run_message_says_stopped(ready_slide, uploader, monkeypatch):
+    run = _queued_run(ready_slide, uploader)
+
+    def fake_pipeline(slide_path, output_dir, *, device, options, progress, models):
+        run_cancel(run=PipelineRun.objects.get(pk=run.pk), cancelled_by=uploader)
+        progress(ProgressEvent("restore", 2, 4, ""))
+        raise AssertionError("the reporter should have raised RunCancelled")
+
+    monkeypatch.setattr(run_services, "run_pipeline", fake_pipeline)
+    monkeypatch.setattr("django.conf.settings.INKWEB_PROGRESS_INTERVAL_SECONDS", 0.0)
+    result = run_execute(run_id=run.pk, device="cpu")
+
+    assert result.status == PipelineRun.Status.CANCELLED
+    assert result.message == f"Cancelled by {uploader.get_username()}; stopped"
+
+
+@pytest.mark.django_db
 def test_execute_pipeline_error_marks_failed(ready_slide, uploader, monkeypatch):
     run = _queued_run(ready_slide, uploader)
 
