@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"inkremove: error: {exc}\n")
         return EXIT_FAILED
     except OSError as exc:
-        # An unwritable output folder or a full disk: say which path, without a traceback.
+        # An unwritable output folder or a full disk is reported with its path only,
+        # because a traceback tells a user nothing more.
         target = f" {exc.filename}" if exc.filename else ""
         sys.stderr.write(f"inkremove: error:{target}: {exc.strerror or exc}\n")
         return EXIT_FAILED

@@ -12,8 +12,8 @@ class InkRemovalError(Exception):
 class SlideReadError(InkRemovalError, OSError):
     """A slide file could not be opened or its pixels could not be decoded.
 
-    ``path`` is the file and ``reason`` the cause in a few words; ``str(error)``
-    combines both so that a caller can show it to a user as it is.
+    ``path`` is the file and ``reason`` the cause in a few words. ``str(error)``
+    combines both, so a caller can show it to a user unchanged.
     """
 
     def __init__(self, path: str | Path, reason: str) -> None:

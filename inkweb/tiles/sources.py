@@ -100,7 +100,7 @@ class PipelineReader:
 
 
 def _is_reoriented_tiff(path: Path) -> bool:
-    """Return whether a TIFF's Orientation tag asks for a rotation or a mirror.
+    """Return whether a TIFF's Orientation tag requires a rotation or a mirror.
 
     large-image 1.35's TIFF source turns Orientation 6 counter-clockwise where the TIFF
     specification (and Pillow) turn it clockwise, so such files use the pipeline reader.

@@ -1,7 +1,7 @@
 """Reference restorations that every learned method must beat.
 
 Each baseline takes an inked (H, W, 3) uint8 image and an (H, W) ink mask and returns a
-restored uint8 image; pixels outside the mask are returned unchanged.
+restored uint8 image. Pixels outside the mask are returned unchanged.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from pipeline.evaluation.real_pairs import load_real_pairs
 from pipeline.evaluation.simulated_set import simulated_cases
 from pipeline.geometry import PixelScale
 from pipeline.models import load_models
-from pipeline.optical import estimate_glass, estimate_stain_vectors, optical_density
+from pipeline.optical import WHITE, estimate_glass, estimate_stain_vectors, optical_density
 from pipeline.options import RunOptions
 from pipeline.screen import screen_image
 from pipeline.train.realink import load_evaluation_groups
@@ -49,8 +49,8 @@ MASK_SOURCES: tuple[MaskSource, ...] = ("detected", "ground-truth")
 REAL_PAIR_MPP = 0.25
 SIMULATED_MPP = 0.5
 # Simulated strokes are 5 to 15 um wide at 0.5 um/px, far narrower than a real pen
-# stroke (0.5 to 1 mm), so on those tiles the detector keeps components down to 50 um^2
-# instead of the pipeline's default, which is sized for real strokes.
+# stroke (0.5 to 1 mm). On those tiles the detector therefore keeps components down to
+# 50 um^2; the pipeline's default minimum is sized for real strokes.
 SIMULATED_MIN_COMPONENT_UM2 = 50.0
 # Ground truth of the real pairs: pixels whose OD rose by more than this along the
 # blue ink's direction between the clean and the inked scan, after a 2-px blur that
@@ -112,9 +112,9 @@ def run_benchmark(data_dir: Path, *, methods: Sequence[str], simulated_count: in
         "restoration": {},
     }
 
-    # Glass and stains of the paired slide come from the clean halves of the calibration
-    # pairs, as screening the whole slide would provide them; the test pairs' clean halves
-    # are used only as the reference.
+    # In a run, screening the whole slide provides its glass colour and stain vectors.
+    # Here they come from the clean halves of the calibration pairs, because the test
+    # pairs' clean halves are the reference and must not inform the method.
     calibration_clean = np.concatenate(
         [pair.clean for pair in load_real_pairs(data_dir / "paired-blue-ink", "calibration")])
     slide_glass = estimate_glass(calibration_clean)
@@ -144,10 +144,8 @@ def run_benchmark(data_dir: Path, *, methods: Sequence[str], simulated_count: in
 
 def real_pair_mask(clean: NDArray[np.uint8], inked: NDArray[np.uint8]) -> NDArray[np.uint8]:
     """Return the ground-truth ink mask of a registered clean/inked pair."""
-    def density(image: NDArray[np.uint8]) -> NDArray[np.float64]:
-        return -np.log10(np.clip(image.astype(np.float64), 1.0, 255.0) / 255.0)
-
-    excess = cv2.GaussianBlur(density(inked) - density(clean), (0, 0), 2.0)  # (H, W, 3)
+    excess = cv2.GaussianBlur(optical_density(inked, WHITE) - optical_density(clean, WHITE),
+                              (0, 0), 2.0)  # (H, W, 3)
     return ((excess @ BLUE_INK_DIRECTION) > REAL_PAIR_MASK_OD).astype(np.uint8)
 
 

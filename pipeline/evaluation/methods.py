@@ -31,8 +31,8 @@ class TileContext:
     """Tile facts that a method may use besides the pixels.
 
     In a pipeline run the glass colour and the stain vectors come from screening the
-    whole slide, and the pen colour from the colour rules; the benchmark supplies the
-    same facts from data that is not scored.
+    whole slide, and the pen colour comes from the colour rules. The benchmark supplies
+    the same facts from data that is not scored.
     """
 
     glass: NDArray[np.float32]  # (3,) glass colour, 0..255

@@ -2,8 +2,8 @@
 
 Tissue comes from the clean images in ``pipeline.train.sources.BENCHMARK_HOLDOUT``;
 glass comes from ``clean/no-tissue2.png``, which the classifiers use only for
-validation and no restoration model trains on. Every case is a 256x256 crop with one stroke
-set drawn by the Beer-Lambert simulator, and the cases cycle through the four pen
+validation and no restoration model trains on. Every case is a 256x256 crop with one
+stroke set drawn by the Beer-Lambert simulator. The cases cycle through the four pen
 colours, three placements (on glass, on tissue, across the tissue edge) and two ink
 strengths, so each combination is equally represented.
 """
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from pipeline.simulate import COLOUR_NAMES, simulate_ink
-from pipeline.train.sources import BENCHMARK_HOLDOUT
+from pipeline.train.sources import BENCHMARK_HOLDOUT, tissue_mask
 
 Placement = Literal["glass", "tissue", "edge"]
 Strength = Literal["light", "heavy"]
@@ -66,8 +65,8 @@ def simulated_cases(data_dir: Path, *, count: int = 200, seed: int = 0) -> Itera
         kind = STROKE_KINDS[index % len(STROKE_KINDS)]
         ink = simulate_ink(clean, rng=rng, colour=colour, kind=kind,
                            pressure=PRESSURE[strength])
-        # The blurred stroke edge darkens some pixels below the binary mask's threshold;
-        # they are ink too, so the ground truth covers every pixel the ink changed.
+        # The blurred stroke edge darkens some pixels that fall below the binary mask's
+        # threshold. They are ink too, so the ground truth covers every changed pixel.
         changed = (ink.inked != clean).any(axis=2)
         yield SimulatedCase(
             name=f"sim-{index:03d}-{colour}-{placement}-{strength}-{kind}",
@@ -87,7 +86,7 @@ class _CropSampler:
         self._rng = rng
         self._tissue_images = [_load_rgb(data_dir / name) for name in BENCHMARK_HOLDOUT]
         self._glass_image = _load_rgb(data_dir / GLASS_SOURCE)
-        self._tissue_masks = [_tissue_mask(image) for image in self._tissue_images]
+        self._tissue_masks = [tissue_mask(image) for image in self._tissue_images]
 
     def sample(self, placement: Placement) -> NDArray[np.uint8]:
         if placement == "glass":
@@ -126,8 +125,3 @@ def _load_rgb(path: Path) -> NDArray[np.uint8]:
                                 "pass the shared data folder with --data")
     return np.asarray(Image.open(path).convert("RGB"))
 
-
-def _tissue_mask(image: NDArray[np.uint8]) -> NDArray[np.bool_]:
-    """Return where the image is stained: saturated or dark, as glass is neither."""
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
-    return (hsv[:, :, 1] > 20) | (hsv[:, :, 2] < 200)

@@ -61,10 +61,10 @@ def test_simulated_cases_are_reproducible(shared_data):
     first = list(simulated_cases(shared_data, count=4, seed=5))
     second = list(simulated_cases(shared_data, count=4, seed=5))
 
-    for one, two in zip(first, second, strict=True):
-        assert one.name == two.name
-        assert np.array_equal(one.inked, two.inked)
-        assert np.array_equal(one.mask, two.mask)
+    for first_case, second_case in zip(first, second, strict=True):
+        assert first_case.name == second_case.name
+        assert np.array_equal(first_case.inked, second_case.inked)
+        assert np.array_equal(first_case.mask, second_case.mask)
 
 
 def test_simulated_cases_cover_colours_and_placements(shared_data):

@@ -124,8 +124,8 @@ def test_ink_vector_measured_next_to_clean_tissue(shared_data):
 
 def test_real_blue_ink_pairs(shared_data):
     folder = shared_data / "paired-blue-ink"
-    # A slide's glass and stains come from screening the whole slide; here from the clean
-    # halves of the calibration pairs, so the scored pairs' clean halves stay references.
+    # Screening a whole slide gives its glass and stains. Here they come from the
+    # calibration pairs, so the scored pairs' clean halves remain pure references.
     calibration_clean = np.concatenate(
         [pair.clean for pair in load_real_pairs(folder, "calibration")])
     glass = estimate_glass(calibration_clean)
