@@ -1,8 +1,9 @@
-"""The ReviewDecision model: an append-only log whose latest row is a slide's review state."""
+"""Review models: the append-only decision log and comments pinned to a slide location."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -23,17 +24,19 @@ class ReviewDecisionQuerySet(models.QuerySet):
 
 
 class ReviewDecision(models.Model):
-    """One reviewer's approve or reject decision on one run's restored slide.
+    """One reviewer's decision on one run's restored slide.
 
-    Rows are only ever inserted. The newest row of a slide (highest created_at, then id)
-    is the slide's review state; older rows are its history.
+    Rows are only ever inserted. A slide's review state is the newest decision on its
+    newest succeeded run whose checksum matches that run's current output. The other rows
+    are its history.
     """
 
     class Decision(models.TextChoices):
-        """The two outcomes of a review."""
+        """The outcomes of a review."""
 
         APPROVE = "approve", "Approved"
         REJECT = "reject", "Rejected"
+        REWORK = "rework", "Needs rework"
 
     slide = models.ForeignKey(
         "slides.Slide", on_delete=models.PROTECT, related_name="review_decisions"
@@ -46,6 +49,9 @@ class ReviewDecision(models.Model):
     )
     decision = models.CharField(max_length=16, choices=Decision.choices)
     note = models.TextField(blank=True, max_length=4000)
+    # SHA-256 of the run's restored.tiff when the decision was recorded, so a decision
+    # names the exact output it judged even if the run's output is later replaced.
+    output_sha256 = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     objects = ReviewDecisionQuerySet.as_manager()
@@ -75,3 +81,33 @@ class ReviewDecision(models.Model):
         raise ReviewDecisionImmutableError(
             f"review decision {self.pk} is a permanent record and cannot be deleted"
         )
+
+
+class SlideComment(models.Model):
+    """A reviewer's remark pinned to one point of a slide, in level-0 pixels."""
+
+    slide = models.ForeignKey("slides.Slide", on_delete=models.CASCADE, related_name="comments")
+    # The run shown when the comment was written; None for a comment on the original only.
+    run = models.ForeignKey(
+        "runs.PipelineRun",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="comments",
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="slide_comments"
+    )
+    x = models.FloatField(validators=[MinValueValidator(0.0)])
+    y = models.FloatField(validators=[MinValueValidator(0.0)])
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        """Oldest first, so a comment's position in the list is its marker number."""
+
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["slide", "created_at", "id"], name="reviews_comment_slide")]
+
+    def __str__(self) -> str:
+        return f"comment {self.pk} on slide {self.slide_id} at ({self.x:.0f}, {self.y:.0f})"

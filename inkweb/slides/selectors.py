@@ -36,8 +36,17 @@ def _latest_review() -> QuerySet[ReviewDecision]:
     return ReviewDecision.objects.filter(slide=OuterRef("pk")).order_by("-created_at", "-id")
 
 
+def _latest_output_review() -> QuerySet[ReviewDecision]:
+    # Only a decision on the newest succeeded run, recorded against the checksum that run
+    # has now, counts. So a newer run or a replaced output needs a new review.
+    return ReviewDecision.objects.filter(
+        slide=OuterRef("pk"),
+        run_id=OuterRef("latest_succeeded_run_id"),
+        output_sha256=OuterRef("latest_succeeded_sha256"),
+    ).order_by("-created_at", "-id")
+
+
 def _state_expression() -> Case:
-    reviewed_latest_output = Q(latest_review_run_id=F("latest_succeeded_run_id"))
     return Case(
         When(ingest_status=Slide.IngestStatus.PENDING, then=Value(SlideState.INGESTING)),
         When(ingest_status=Slide.IngestStatus.FAILED, then=Value(SlideState.INGEST_FAILED)),
@@ -45,12 +54,14 @@ def _state_expression() -> Case:
             Q(latest_run_status__in=PipelineRun.ACTIVE_STATUSES), then=Value(SlideState.PROCESSING)
         ),
         When(
-            reviewed_latest_output & Q(latest_review_decision=ReviewDecision.Decision.APPROVE),
-            then=Value(SlideState.APPROVED),
+            output_review_decision=ReviewDecision.Decision.APPROVE, then=Value(SlideState.APPROVED)
         ),
         When(
-            reviewed_latest_output & Q(latest_review_decision=ReviewDecision.Decision.REJECT),
-            then=Value(SlideState.REJECTED),
+            output_review_decision=ReviewDecision.Decision.REJECT, then=Value(SlideState.REJECTED)
+        ),
+        When(
+            output_review_decision=ReviewDecision.Decision.REWORK,
+            then=Value(SlideState.NEEDS_REWORK),
         ),
         When(Q(latest_run_status=PipelineRun.Status.FAILED), then=Value(SlideState.RUN_FAILED)),
         When(Q(latest_run_status=PipelineRun.Status.CANCELLED), then=Value(SlideState.CANCELLED)),
@@ -62,6 +73,9 @@ def _state_expression() -> Case:
 
 def slide_queryset_annotated() -> QuerySet[Slide]:
     """Return all slides with the latest run, latest succeeded run, latest review and state.
+
+    ``output_review_decision`` is the newest decision on the newest succeeded run's
+    current output (None when that output has no decision); it sets the review states.
 
     Everything comes from correlated subqueries, so listing N slides costs one query.
     """
@@ -76,11 +90,16 @@ def slide_queryset_annotated() -> QuerySet[Slide]:
         latest_run_message=Subquery(latest.values("message")[:1]),
         latest_run_error=Subquery(latest.values("error")[:1]),
         latest_succeeded_run_id=Subquery(succeeded.values("id")[:1]),
+        latest_succeeded_sha256=Subquery(succeeded.values("restored_sha256")[:1]),
+        latest_succeeded_finished_at=Subquery(succeeded.values("finished_at")[:1]),
         latest_ink_found=Subquery(succeeded.values("ink_found")[:1]),
         latest_review_decision=Subquery(review.values("decision")[:1]),
         latest_review_run_id=Subquery(review.values("run_id")[:1]),
         latest_review_at=Subquery(review.values("created_at")[:1]),
         latest_reviewer_username=Subquery(review.values("reviewer__username")[:1]),
+    )
+    slides = slides.annotate(
+        output_review_decision=Subquery(_latest_output_review().values("decision")[:1])
     )
     return slides.annotate(state=_state_expression())
 

@@ -27,6 +27,8 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from redis.exceptions import RedisError
 
+from inkweb.audit.models import AuditEvent
+from inkweb.audit.services import audit_record
 from inkweb.core.broadcast import ALL_ACTIVITY_GROUP, broadcast_send, slide_group
 from inkweb.core.exceptions import ConflictError, ForbiddenError
 from inkweb.core.queues import job_enqueue
@@ -150,10 +152,13 @@ def slide_probe(*, path: Path, display_name: str) -> None:
         ) from error
 
 
-def _store_staged(*, staged: StagedFile, name: str, uploaded_by: AbstractBaseUser | None) -> Slide:
+def _store_staged(
+    *, staged: StagedFile, name: str, uploaded_by: AbstractBaseUser | None, action: str
+) -> Slide:
     """Probe, de-duplicate, move into originals/ and create the Slide row.
 
-    On any failure the staged file (and a moved copy) is removed before the error is raised.
+    The new row is recorded in the audit log as `action` (upload or import). On any
+    failure the staged file (and a moved copy) is removed before the error is raised.
     """
     final_path: Path | None = None
     try:
@@ -185,6 +190,7 @@ def _store_staged(*, staged: StagedFile, name: str, uploaded_by: AbstractBaseUse
         try:
             with transaction.atomic():
                 slide.save()
+                _audit_stored(slide, action=action, uploaded_by=uploaded_by)
         except IntegrityError:
             # Another request stored the same file between the check above and this insert.
             existing = Slide.objects.get(sha256=staged.sha256)
@@ -202,6 +208,24 @@ def _store_staged(*, staged: StagedFile, name: str, uploaded_by: AbstractBaseUse
 
     logger.info("Stored slide %s (%s, sha256 %s)", slide.pk, slide.original_filename, slide.sha256)
     return slide
+
+
+def _audit_stored(slide: Slide, *, action: str, uploaded_by: AbstractBaseUser | None) -> None:
+    actor_name = uploaded_by.get_username() if uploaded_by is not None else "the system"
+    verb = "uploaded" if action == AuditEvent.Action.SLIDE_UPLOAD else "imported"
+    audit_record(
+        actor=uploaded_by,
+        action=action,
+        target_type="slide",
+        target_id=slide.pk,
+        summary=f"{actor_name} {verb} {slide.original_filename} as slide {slide.pk}.",
+        slide_id=slide.pk,
+        details={
+            "filename": slide.original_filename,
+            "sha256": slide.sha256,
+            "size_bytes": slide.file_size_bytes,
+        },
+    )
 
 
 def _remove_empty_parents(folder: Path, *, stop: Path) -> None:
@@ -250,7 +274,9 @@ def slide_upload(
         chunks = uploaded_file.chunks(_COPY_CHUNK_BYTES)
         staged = _stage_chunks(chunks=chunks, filename=filename)
     with transaction.atomic():
-        slide = _store_staged(staged=staged, name=name, uploaded_by=uploaded_by)
+        slide = _store_staged(
+            staged=staged, name=name, uploaded_by=uploaded_by, action=AuditEvent.Action.SLIDE_UPLOAD
+        )
         transaction.on_commit(lambda: slide_ingest_enqueue(slide=slide))
     return slide
 
@@ -267,7 +293,12 @@ def slide_import(
     if not path.is_file():
         raise SlideRejectedError(f"{path} is not a file.")
     staged = _stage_chunks(chunks=_read_chunks(path), filename=path.name)
-    slide = _store_staged(staged=staged, name=path.stem, uploaded_by=imported_by)
+    slide = _store_staged(
+        staged=staged,
+        name=path.stem,
+        uploaded_by=imported_by,
+        action=AuditEvent.Action.SLIDE_IMPORT,
+    )
     if ingest_now:
         return slide_ingest(slide_id=slide.pk)
     slide_ingest_enqueue(slide=slide)
@@ -383,7 +414,24 @@ def slide_delete(*, slide: Slide, deleted_by: AbstractBaseUser) -> None:
     original = storage_absolute(slide.original_path)
     thumbnail = storage_absolute(slide.thumbnail_path) if slide.thumbnail_path else None
     outputs = storage_root() / "outputs" / f"slide-{slide_id}"
-    slide.delete()
+    with transaction.atomic():
+        audit_record(
+            actor=deleted_by,
+            action=AuditEvent.Action.SLIDE_DELETE,
+            target_type="slide",
+            target_id=slide_id,
+            summary=(
+                f"{deleted_by.get_username()} deleted slide {slide_id} "
+                f"({slide.original_filename})."
+            ),
+            # The slide link would be cleared by the delete, so the id is kept in details.
+            details={
+                "slide_id": slide_id,
+                "filename": slide.original_filename,
+                "sha256": slide.sha256,
+            },
+        )
+        slide.delete()
 
     original.unlink(missing_ok=True)
     _remove_empty_parents(original.parent, stop=storage_root() / "originals")

@@ -15,5 +15,6 @@ class SlideState(models.TextChoices):
     RUN_FAILED = "run_failed", "Run failed"
     CANCELLED = "cancelled", "Cancelled"
     TO_REVIEW = "to_review", "To review"
+    NEEDS_REWORK = "needs_rework", "Needs rework"
     APPROVED = "approved", "Approved"
     REJECTED = "rejected", "Rejected"
