@@ -13,13 +13,15 @@ class PipelineRunAdmin(admin.ModelAdmin):
         "id",
         "slide",
         "status",
+        "kind",
+        "parent",
         "progress",
         "stage",
         "device",
         "created_at",
         "finished_at",
     )
-    list_filter = ("status", "device")
+    list_filter = ("status", "kind", "device")
     search_fields = ("slide__name", "rq_job_id")
 
     def has_change_permission(self, request, obj=None) -> bool:  # noqa: D102

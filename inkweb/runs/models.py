@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -18,6 +19,12 @@ class PipelineRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
         CANCELLED = "cancelled", "Cancelled"
+
+    class Kind(models.TextChoices):
+        """A full run of the pipeline, or a revision that corrects regions of a parent's output."""
+
+        FULL = "full", "Full run"
+        REVISION = "revision", "Revision"
 
     ACTIVE_STATUSES = (Status.QUEUED, Status.RUNNING)
     RETRYABLE_STATUSES = (Status.FAILED, Status.CANCELLED)
@@ -57,6 +64,14 @@ class PipelineRun(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="retries"
     )
 
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.FULL)
+    # A revision's output is its parent's output with `corrections` applied: rectangles in
+    # level-0 pixels, each {x, y, width, height, action, method?} as pipeline.corrections reads.
+    parent = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="revisions"
+    )
+    corrections = models.JSONField(default=list, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -82,3 +97,11 @@ class PipelineRun(models.Model):
     def is_active(self) -> bool:
         """True while the run is queued or running."""
         return self.status in self.ACTIVE_STATUSES
+
+    def clean(self) -> None:
+        """Require a parent and corrections on revisions and neither on full runs."""
+        is_revision = self.kind == self.Kind.REVISION
+        if is_revision and not self.corrections:
+            raise ValidationError({"corrections": "A revision needs at least one correction."})
+        if not is_revision and (self.parent_id is not None or self.corrections):
+            raise ValidationError({"kind": "Only revisions have a parent and corrections."})

@@ -35,3 +35,37 @@ def run_latest_succeeded(*, slide_id: int) -> PipelineRun | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def run_lineage(*, run: PipelineRun) -> list[PipelineRun]:
+    """Return the runs linked to `run` through revision parents, oldest first.
+
+    The lineage is the full run at the root of `run`'s parent chain and every revision
+    descending from it. The slide's runs are read in one query.
+    """
+    runs = {
+        item.pk: item
+        for item in PipelineRun.objects.filter(slide_id=run.slide_id)
+        .select_related("requested_by")
+        .defer("report")
+    }
+    root = runs.get(run.pk, run)
+    seen = {root.pk}
+    # The guard against revisiting a run stops at a cycle, which only hand-edited rows form.
+    while root.parent_id is not None and root.parent_id in runs and root.parent_id not in seen:
+        root = runs[root.parent_id]
+        seen.add(root.pk)
+
+    children: dict[int, list[PipelineRun]] = {}
+    for item in runs.values():
+        if item.parent_id is not None:
+            children.setdefault(item.parent_id, []).append(item)
+    lineage, pending, visited = [], [root], {root.pk}
+    while pending:
+        current = pending.pop()
+        lineage.append(current)
+        for child in children.get(current.pk, []):
+            if child.pk not in visited:
+                visited.add(child.pk)
+                pending.append(child)
+    return sorted(lineage, key=lambda item: (item.created_at, item.pk))

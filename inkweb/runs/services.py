@@ -19,6 +19,8 @@ from django.db.models.functions import Replace
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from inkweb.audit.models import AuditEvent
+from inkweb.audit.services import audit_record
 from inkweb.core.exceptions import ApplicationError, ConflictError
 from inkweb.core.queues import job_cancel, job_enqueue
 from inkweb.core.storage import storage_absolute, storage_relative, storage_root
@@ -29,6 +31,7 @@ from inkweb.runs.progress import RunProgressReporter
 from inkweb.slides.models import Slide
 from pipeline import RunOptions, run_pipeline
 from pipeline.errors import InkRemovalError, RunCancelled
+from pipeline.revise import revise_output
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +104,11 @@ def _run_enqueue(run: PipelineRun) -> None:
         )
     except RedisError as error:
         logger.error("Run %s of slide %s could not be queued: %s", run.pk, run.slide_id, error)
-        PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.QUEUED).update(
+        _finish_recorded(
+            run,
+            from_statuses=(PipelineRun.Status.QUEUED,),
             status=PipelineRun.Status.FAILED,
             error=f"The run could not be queued: Redis is unreachable ({error}). Retry later.",
-            finished_at=timezone.now(),
-            updated_at=timezone.now(),
         )
         return
     run_broadcast(run)
@@ -117,10 +120,14 @@ def run_create(
     requested_by: AbstractBaseUser | None,
     options: dict[str, Any] | None = None,
     retry_of: PipelineRun | None = None,
+    parent: PipelineRun | None = None,
+    corrections: list[dict[str, Any]] | None = None,
 ) -> PipelineRun:
     """Create a queued run of `slide` and put it on the GPU queue once committed.
 
-    Raises ConflictError when the slide is not ingested yet or already has an active run.
+    With `parent`, the run is a revision that applies `corrections` (validated by
+    inkweb.runs.revisions) to the parent's output. Raises ConflictError when the slide is
+    not ingested yet or already has an active run.
     """
     if slide.ingest_status != Slide.IngestStatus.READY:
         raise ConflictError(
@@ -135,13 +142,22 @@ def run_create(
             code="run_already_active",
         )
 
-    run = PipelineRun(slide=slide, requested_by=requested_by, options=options, retry_of=retry_of)
+    run = PipelineRun(
+        slide=slide,
+        requested_by=requested_by,
+        options=options,
+        retry_of=retry_of,
+        kind=PipelineRun.Kind.FULL if parent is None else PipelineRun.Kind.REVISION,
+        parent=parent,
+        corrections=corrections or [],
+    )
     run.full_clean()
     try:
         with transaction.atomic():
             run.save()
             run.rq_job_id = f"run-{run.pk}"
             run.save(update_fields=["rq_job_id"])
+            _audit_run_request(run, requested_by=requested_by)
             transaction.on_commit(lambda: _run_enqueue(run))
     except IntegrityError:
         # A concurrent request created an active run between the check and the insert.
@@ -155,6 +171,36 @@ def run_create(
     return run
 
 
+def _audit_run_request(run: PipelineRun, *, requested_by: AbstractBaseUser | None) -> None:
+    """Record the creation of `run`: a retry, a region correction (revision) or a request."""
+    actor_name = requested_by.get_username() if requested_by is not None else "the system"
+    details = {"options": run.options, "retry_of": run.retry_of_id}
+    if run.retry_of_id is not None:
+        action = AuditEvent.Action.RUN_RETRY
+        summary = (
+            f"{actor_name} retried run {run.retry_of_id} of slide {run.slide_id} as run {run.pk}."
+        )
+    elif run.kind == PipelineRun.Kind.REVISION:
+        action = AuditEvent.Action.REGION_CORRECTION
+        summary = (
+            f"{actor_name} corrected {len(run.corrections)} region(s) of run {run.parent_id} "
+            f"of slide {run.slide_id} as run {run.pk}."
+        )
+        details.update(parent=run.parent_id, corrections=run.corrections)
+    else:
+        action = AuditEvent.Action.RUN_CREATE
+        summary = f"{actor_name} requested run {run.pk} of slide {run.slide_id}."
+    audit_record(
+        actor=requested_by,
+        action=action,
+        target_type="run",
+        target_id=run.pk,
+        summary=summary,
+        slide_id=run.slide_id,
+        details=details,
+    )
+
+
 def run_cancel(*, run: PipelineRun, cancelled_by: AbstractBaseUser) -> PipelineRun:
     """Cancel a queued or running run.
 
@@ -163,22 +209,38 @@ def run_cancel(*, run: PipelineRun, cancelled_by: AbstractBaseUser) -> PipelineR
     """
     cancel_flag_set(run_id=run.pk)
     now = timezone.now()
-    was_queued = PipelineRun.objects.filter(pk=run.pk, status=PipelineRun.Status.QUEUED).update(
-        status=PipelineRun.Status.CANCELLED,
-        message=f"Cancelled by {cancelled_by.get_username()} before it started.",
-        finished_at=now,
-        updated_at=now,
-    )
-    was_running = 0
-    if not was_queued:
-        was_running = PipelineRun.objects.filter(
-            pk=run.pk, status=PipelineRun.Status.RUNNING
+    with transaction.atomic():
+        was_queued = PipelineRun.objects.filter(
+            pk=run.pk, status=PipelineRun.Status.QUEUED
         ).update(
             status=PipelineRun.Status.CANCELLED,
-            message=f"Cancelled by {cancelled_by.get_username()}{_STOPPING_SUFFIX}",
+            message=f"Cancelled by {cancelled_by.get_username()} before it started.",
             finished_at=now,
             updated_at=now,
         )
+        was_running = 0
+        if not was_queued:
+            was_running = PipelineRun.objects.filter(
+                pk=run.pk, status=PipelineRun.Status.RUNNING
+            ).update(
+                status=PipelineRun.Status.CANCELLED,
+                message=f"Cancelled by {cancelled_by.get_username()}{_STOPPING_SUFFIX}",
+                finished_at=now,
+                updated_at=now,
+            )
+        if was_queued or was_running:
+            audit_record(
+                actor=cancelled_by,
+                action=AuditEvent.Action.RUN_CANCEL,
+                target_type="run",
+                target_id=run.pk,
+                summary=(
+                    f"{cancelled_by.get_username()} cancelled run {run.pk} of slide "
+                    f"{run.slide_id} while it was {'queued' if was_queued else 'running'}."
+                ),
+                slide_id=run.slide_id,
+                details={"was": "queued" if was_queued else "running"},
+            )
 
     run.refresh_from_db()
     if not (was_queued or was_running):
@@ -208,8 +270,20 @@ def run_retry(*, run: PipelineRun, requested_by: AbstractBaseUser) -> PipelineRu
             f"Run {run.pk} has status {run.status}; only failed or cancelled runs can be retried.",
             code="run_not_retryable",
         )
+    if run.kind == PipelineRun.Kind.REVISION and run.parent is None:
+        raise ConflictError(
+            f"Run {run.pk} is a revision whose parent run no longer exists; it cannot be retried.",
+            code="run_not_retryable",
+        )
     logger.info("Retrying run %s of slide %s", run.pk, run.slide_id)
-    return run_create(slide=run.slide, requested_by=requested_by, options=run.options, retry_of=run)
+    return run_create(
+        slide=run.slide,
+        requested_by=requested_by,
+        options=run.options,
+        retry_of=run,
+        parent=run.parent,
+        corrections=run.corrections,
+    )
 
 
 def _json_safe(value: Any) -> Any:
@@ -228,6 +302,28 @@ def _finish(run_id: int, *, from_statuses: tuple[str, ...], **fields: Any) -> in
     return PipelineRun.objects.filter(pk=run_id, status__in=from_statuses).update(
         finished_at=now, updated_at=now, **fields
     )
+
+
+def _finish_recorded(
+    run: PipelineRun, *, from_statuses: tuple[str, ...], status: str, **fields: Any
+) -> int:
+    """Finish the run like `_finish` and, when a row changed, record it in the audit log."""
+    with transaction.atomic():
+        changed = _finish(run.pk, from_statuses=from_statuses, status=status, **fields)
+        if changed:
+            details = {"status": str(status), "error": fields.get("error", "")}
+            if "restored_sha256" in fields:
+                details["restored_sha256"] = fields["restored_sha256"]
+            audit_record(
+                actor=None,
+                action=AuditEvent.Action.RUN_FINISH,
+                target_type="run",
+                target_id=run.pk,
+                summary=f"Run {run.pk} of slide {run.slide_id} finished as {status}.",
+                slide_id=run.slide_id,
+                details=details,
+            )
+    return changed
 
 
 def _output_path(report: dict[str, Any], key: str, default: Path) -> Path:
@@ -274,17 +370,10 @@ def run_execute(
 
     try:
         models = load_models(device) if load_models is not None else None
-        report = run_pipeline(
-            storage_absolute(slide.original_path),
-            output_dir,
-            device=device,
-            options=RunOptions(**run.options),
-            progress=reporter,
-            models=models,
-        )
+        report = _pipeline_execute(run, output_dir, device=device, models=models, progress=reporter)
     except RunCancelled:
-        _finish(
-            run.pk,
+        _finish_recorded(
+            run,
             from_statuses=(PipelineRun.Status.RUNNING, PipelineRun.Status.CANCELLED),
             status=PipelineRun.Status.CANCELLED,
             message=Replace("message", Value(_STOPPING_SUFFIX), Value(_STOPPED_SUFFIX)),
@@ -294,8 +383,8 @@ def run_execute(
         logger.info("Run %s of slide %s stopped after cancellation", run.pk, slide.pk)
         return _reload_and_broadcast(run.pk)
     except InkRemovalError as error:
-        _finish(
-            run.pk,
+        _finish_recorded(
+            run,
             from_statuses=(PipelineRun.Status.RUNNING,),
             status=PipelineRun.Status.FAILED,
             error=str(error) or type(error).__name__,
@@ -304,8 +393,8 @@ def run_execute(
         logger.warning("Run %s of slide %s failed: %s", run.pk, slide.pk, error)
         return _reload_and_broadcast(run.pk)
     except BaseException as error:
-        _finish(
-            run.pk,
+        _finish_recorded(
+            run,
             from_statuses=(PipelineRun.Status.RUNNING,),
             status=PipelineRun.Status.FAILED,
             error=(
@@ -322,13 +411,17 @@ def run_execute(
     outputs = report.get("outputs", {})
     restored = _output_path(report, "restored", output_dir / "restored.tiff")
     mask = _output_path(report, "ink_mask", output_dir / "ink-mask.tiff")
-    succeeded = _finish(
-        run.pk,
+    succeeded = _finish_recorded(
+        run,
         from_statuses=(PipelineRun.Status.RUNNING,),
         status=PipelineRun.Status.SUCCEEDED,
         progress=1.0,
         stage="done",
-        message="Ink removal finished.",
+        message=(
+            "Corrections applied."
+            if run.kind == PipelineRun.Kind.REVISION
+            else "Ink removal finished."
+        ),
         report=report,
         ink_found=bool(report.get("ink_found")),
         output_dir=storage_relative(output_dir),
@@ -350,6 +443,32 @@ def run_execute(
         )
     cancel_flag_clear(run_id=run.pk)
     return _reload_and_broadcast(run.pk)
+
+
+def _pipeline_execute(
+    run: PipelineRun, output_dir: Path, *, device: str, models: Any, progress: RunProgressReporter
+) -> dict[str, Any]:
+    """Run the pipeline for a full run, or apply a revision's corrections to its parent's output."""
+    slide_path = storage_absolute(run.slide.original_path)
+    options = RunOptions(**run.options)
+    if run.kind != PipelineRun.Kind.REVISION:
+        return run_pipeline(
+            slide_path, output_dir, device=device, options=options, progress=progress, models=models
+        )
+    if run.parent is None or not run.parent.output_dir:
+        raise InkRemovalError(
+            f"the parent output of revision {run.pk} no longer exists; start a new full run"
+        )
+    return revise_output(
+        slide_path,
+        storage_absolute(run.parent.output_dir),
+        output_dir,
+        run.corrections,
+        options=options,
+        progress=progress,
+        device=device,
+        models=models,
+    )
 
 
 def _reload_and_broadcast(run_id: int) -> PipelineRun:
