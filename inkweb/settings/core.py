@@ -75,6 +75,8 @@ INSTALLED_APPS = [
     "inkweb.runs",
     "inkweb.reviews",
     "inkweb.tiles",
+    "inkweb.audit",
+    "inkweb.datasets",
     "inkweb.pages",
 ]
 

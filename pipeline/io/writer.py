@@ -71,6 +71,9 @@ class PyramidSpec:
     jpeg_copy: JpegLayout | None = None  # level 0 contains copied and source-encoded tiles
     description: str = "InkWeb pyramid"
     software: str = "inkweb"
+    # True omits ImageDescription and Software (and ``description``/``software`` are
+    # ignored), so the pages carry only geometry, encoding and resolution tags.
+    deidentified: bool = False
 
     def level_sizes(self) -> list[tuple[int, int]]:
         """Return (width, height) of every level: halved until one tile covers it."""
@@ -267,9 +270,10 @@ def _encoding_args(spec: PyramidSpec) -> dict[str, Any]:
 
 def _common_tags(spec: PyramidSpec, *, downsample: tuple[float, float],
                  with_description: bool = True) -> dict[str, Any]:
-    tags: dict[str, Any] = {"software": spec.software, "metadata": None,
-                            "buffersize": _ENCODE_BUFFER_BYTES}
-    if with_description:
+    # tifffile writes its own name as Software unless it is given False.
+    tags: dict[str, Any] = {"software": False if spec.deidentified else spec.software,
+                            "metadata": None, "buffersize": _ENCODE_BUFFER_BYTES}
+    if with_description and not spec.deidentified:
         tags["description"] = spec.description
     if spec.mpp is not None:
         # TIFF resolution is pixels per resolution unit: 10 000 um per cm / (um per pixel).

@@ -15,7 +15,8 @@ class Command(BaseCommand):
 
     help = (
         "Run an RQ worker that executes jobs in this process and keeps pipeline models "
-        "loaded. Queues: 'ingest' (reading new slides, CPU) and 'gpu' (pipeline runs)."
+        "loaded. Queues: 'ingest' (reading new slides and dataset exports, CPU) and "
+        "'gpu' (pipeline runs)."
     )
 
     def add_arguments(self, parser):  # noqa: D102

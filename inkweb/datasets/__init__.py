@@ -1,0 +1,1 @@
+"""Datasets: versioned collections of approved slides and their de-identified exports."""
