@@ -49,22 +49,24 @@ __all__ = [
 class WeightsNotFoundError(InkRemovalError, FileNotFoundError):
     """A model checkpoint is missing; the message names the file and the command that makes it."""
 
-    def __init__(self, path: Path, task: str) -> None:
+    def __init__(self, path: Path, task: str, command: str = "") -> None:
         self.path = str(path)
         self.task = task
+        self.command = command or (
+            f"inkremove train classifier --task {task} --data ../shared/data "
+            f"--out {path} --seed 0"
+        )
         super().__init__(
-            f"model weights not found at {path}; train them with "
-            f"`inkremove train classifier --task {task} --data ../shared/data "
-            f"--out {path} --seed 0` "
+            f"model weights not found at {path}; train them with `{self.command}` "
             "or run `make weights`"
         )
 
     def __str__(self) -> str:
         return str(self.args[0])
 
-    def __reduce__(self) -> tuple[type[WeightsNotFoundError], tuple[Path, str]]:
-        # OSError pickles its args; keep (path, task) so RQ workers can ship the error.
-        return (type(self), (Path(self.path), self.task))
+    def __reduce__(self) -> tuple[type[WeightsNotFoundError], tuple[Path, str, str]]:
+        # OSError pickles its args; keep (path, task, command) so RQ workers can ship it.
+        return (type(self), (Path(self.path), self.task, self.command))
 
 
 class TileClassifier:
