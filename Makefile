@@ -64,6 +64,14 @@ weights: install
 		--out pipeline/weights/ink-classifier.pt --seed 0
 	$(BIN)/inkremove train classifier --task background --data $(SHARED_DATA) \
 		--out pipeline/weights/background-classifier.pt --seed 0
+	$(BIN)/inkremove train detector --data $(SHARED_DATA) \
+		--out pipeline/weights/detector.pt --seed 0
+	$(BIN)/inkremove train paired --data $(SHARED_DATA) \
+		--out pipeline/weights/paired-unet.pt --seed 0
+	for domain in single dense sparse; do \
+		$(BIN)/inkremove train cyclegan --domain $$domain --data $(SHARED_DATA) \
+			--out pipeline/weights/cyclegan-$$domain.pt --seed 0 --threads 1 || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor staticfiles .pytest_cache .mypy_cache .ruff_cache

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import InkRemovalError, RunCancelled, SlideReadError
+from pipeline.options import RESTORE_METHODS, RunOptions
 from pipeline.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -90,6 +91,10 @@ def add_run_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
                         help="folder for the outputs (created if missing)")
     parser.add_argument("--device", default="cpu",
                         help="torch device for the classifiers: cpu, cuda or cuda:N (default: cpu)")
+    parser.add_argument("--restore", choices=RESTORE_METHODS, default=None, metavar="METHOD",
+                        help="how ink over tissue is removed: "
+                             f"{', '.join(RESTORE_METHODS)} "
+                             f"(default: {RunOptions.restore_method})")
     parser.add_argument("--tile-size", type=int, default=None, metavar="PX",
                         help="output tile size in pixels, a multiple of 16 (default: 512, or "
                              "the source's tile size when its JPEG tiles are copied)")
@@ -116,6 +121,8 @@ def run_command(args: argparse.Namespace) -> int:
     from pipeline.run import run_pipeline
 
     overrides: dict[str, Any] = {}
+    if args.restore is not None:
+        overrides["restore_method"] = args.restore
     if args.tile_size is not None:
         overrides["tile_size"] = args.tile_size
     if args.no_copy_tiles:
@@ -134,7 +141,8 @@ def run_command(args: argparse.Namespace) -> int:
     sys.stdout.write(
         f"{args.slide.name}: ink {'found' if report['ink_found'] else 'not found'}, "
         f"{len(report['regions'])} regions, {tiles['changed']} of {tiles['total']} tiles "
-        f"changed ({tiles['unchanged_mode']} elsewhere), {report['timings_s']['total']:.1f} s; "
+        f"changed ({tiles['unchanged_mode']} elsewhere), restored by "
+        f"{report['restore_method']}, {report['timings_s']['total']:.1f} s; "
         f"outputs in {args.output}\n")
     return 0
 

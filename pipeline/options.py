@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pipeline.inkrules import DEFAULT_RULES, ColourRules
+
+RestoreMethod = Literal["od", "cyclegan", "cyclegan-dense-sparse", "paired"]
+RESTORE_METHODS: tuple[str, ...] = get_args(RestoreMethod)
+RESTORE_METHOD_LABELS: dict[str, str] = {
+    "od": "Optical density unmixing",
+    "cyclegan": "CycleGAN",
+    "cyclegan-dense-sparse": "CycleGAN dense/sparse",
+    "paired": "Paired U-Net",
+}
 
 
 @dataclass(frozen=True)
@@ -43,9 +52,16 @@ class RunOptions:
 
     # Restoration and blending.
     foreground_method: Literal["optical-density"] = "optical-density"
-    dilation_um: float = 3.0
+    # How ink over tissue is removed: optical-density unmixing, a CycleGAN generator
+    # (one set of weights, or dense/sparse chosen per region by the detector), or the
+    # paired U-Net. Ink on glass is always filled with the glass colour.
+    restore_method: RestoreMethod = "od"
+    # The ink region is the ink mask grown by dilation_um (background_dilation_um for ink
+    # on glass); restored pixels are blended in over its outer feather_um, and nothing
+    # outside the region changes.
+    dilation_um: float = 4.0
     background_dilation_um: float = 15.0
-    feather_um: float = 6.0
+    feather_um: float = 3.0
     ink_smoothing_um: float = 1.0
     min_transmittance: float = 0.1
 
@@ -66,6 +82,9 @@ class RunOptions:
         for name in ("screen_mpp", "assumed_mpp"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.restore_method not in RESTORE_METHODS:
+            raise ValueError(f"restore_method must be one of {', '.join(RESTORE_METHODS)}, "
+                             f"got {self.restore_method!r}")
         for name in ("ink_threshold", "foreground_threshold", "min_transmittance"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be within 0..1, got {getattr(self, name)}")

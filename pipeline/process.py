@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.classify import TileDecision
-from pipeline.compose import blend_weights, compose
+from pipeline.compose import blend_weights, compose, ink_region
 from pipeline.geometry import Box, PixelScale, TileGrid
 from pipeline.inkrules import INK_COLOURS
 from pipeline.io.slide import Slide
 from pipeline.localise import PixelMask, component_regions, pixel_ink_mask
+from pipeline.models.restorers import Restorer, load_restorer
 from pipeline.options import RunOptions
 from pipeline.progress import StageClock
 from pipeline.restore import (
@@ -74,13 +75,16 @@ class TileProcessor:
     """Runs the full-resolution stages on one tile at a time."""
 
     def __init__(self, slide: Slide, grid: TileGrid, screening: ScreeningResult,
-                 scale: PixelScale, options: RunOptions, clock: StageClock) -> None:
+                 scale: PixelScale, options: RunOptions, clock: StageClock, *,
+                 device: str = "cpu", restorer: Restorer | None = None) -> None:
         self.slide = slide
         self.grid = grid
         self.screening = screening
         self.scale = scale
         self.options = options
         self.clock = clock
+        self.device = device
+        self._restorer = restorer
         self.window_size = max(options.classify_window_px, grid.tile_width, grid.tile_height)
         shortest_tile = min(grid.tile_width, grid.tile_height)
         self.margin = max(scale.radius(CONTEXT_UM),
@@ -144,28 +148,36 @@ class TileProcessor:
                               changed=False)
 
         stats = None
+        on_glass = decision.kind == "background"
+        # Ink on glass fades out softly; on glass a wider fill costs nothing.
+        dilation_um = self.options.background_dilation_um if on_glass else self.options.dilation_um
+        region = ink_region(pixel_mask.mask, dilation_px=self.scale.pixels(dilation_um))
         with self.clock.measure("restore"):
-            if decision.kind == "background":
+            if on_glass:
                 restored = fill_background(view.pixels, glass=self.screening.glass)
-            else:
+            elif self.options.restore_method == "od":
                 restored, stats = remove_ink_optical_density(
                     view.pixels, pixel_mask.mask, glass=self.screening.glass,
                     stain_vectors=self.screening.stain_vectors,
                     colour=pixel_mask.dominant_colour, colour_map=pixel_mask.colour_map,
                     ink_vectors=pixel_mask.ink_vectors, scale=self.scale, options=self.options)
+            else:
+                restored = self.restorer().restore_many([view.pixels], [region])[0]
         with self.clock.measure("compose"):
-            # Ink on glass fades out softly; on glass a wider fill costs nothing.
-            dilation_um = (self.options.background_dilation_um
-                           if decision.kind == "background" else self.options.dilation_um)
-            weights = blend_weights(pixel_mask.mask,
-                                    dilation_px=self.scale.pixels(dilation_um),
+            weights = blend_weights(region,
                                     feather_px=self.scale.pixels(self.options.feather_um))
             output = compose(view.pixels, restored, weights)[rows, columns]
-        core_mask = pixel_mask.mask[rows, columns]
-        regions = component_regions(core_mask, origin=view.tile)
+        regions = component_regions(pixel_mask.mask[rows, columns], origin=view.tile)
         changed = not np.array_equal(output, original)
-        return TileResult(pixels=output, mask=core_mask, changed=changed, regions=regions,
-                          stats=stats)
+        # The mask output marks the ink region: the only pixels that may have changed.
+        return TileResult(pixels=output, mask=region[rows, columns], changed=changed,
+                          regions=regions, stats=stats)
+
+    def restorer(self) -> Restorer:
+        """Return the learned restorer of ``options.restore_method``, loading it on first use."""
+        if self._restorer is None:
+            self._restorer = load_restorer(self.options.restore_method, self.device)
+        return self._restorer
 
     def ink_vectors(self, tile: Box, region: np.ndarray, mask: np.ndarray,
                     colour_map: np.ndarray) -> dict[str, np.ndarray]:

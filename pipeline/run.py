@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +18,26 @@ from pipeline.geometry import Box, TileGrid
 from pipeline.io.info import SlideInfo
 from pipeline.io.jpeg_tiles import JpegTileCopier
 from pipeline.io.slide import Slide, open_slide
-from pipeline.io.writer import CopiedTile, EncodedTile, Level0Tile, PyramidSpec, write_pyramid
+from pipeline.io.writer import CopiedTile, Level0Tile, write_pyramid
+from pipeline.models.restorers import Restorer, load_restorer
 from pipeline.options import RunOptions
+from pipeline.outputs import (
+    MASK_NAME,
+    REPORT_NAME,
+    RESTORED_NAME,
+    Compression,
+    UnchangedMode,
+    check_output_dir,
+    input_record,
+    mask_spec,
+    open_jpeg_copier,
+    output_checksums,
+    replacement_tile,
+    restored_spec,
+    staged_outputs,
+    unchanged_mode,
+    verify_input_unchanged,
+)
 from pipeline.process import Inspection, TileProcessor, TileResult
 from pipeline.progress import ProgressCallback, ProgressReporter, StageClock
 from pipeline.report import merged_regions, sha256_file, write_json
@@ -30,12 +45,6 @@ from pipeline.screen import ScreeningResult, screen_slide
 from pipeline.version import __version__
 
 logger = logging.getLogger(__name__)
-
-RESTORED_NAME = "restored.tiff"
-MASK_NAME = "ink-mask.tiff"
-REPORT_NAME = "report.json"
-
-UnchangedMode = Literal["byte-identical", "pixel-identical", "re-encoded"]
 
 
 def run_pipeline(slide_path: str | Path, output_dir: str | Path, *, device: str = "cpu",
@@ -52,21 +61,16 @@ def run_pipeline(slide_path: str | Path, output_dir: str | Path, *, device: str 
     slide_path = Path(slide_path).resolve()
     output_dir = Path(output_dir).resolve()
     check_device(device)
-    _check_output_dir(slide_path, output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".inkweb-run-", dir=output_dir))
+    check_output_dir(slide_path, output_dir)
     logger.info("pipeline run started: %s -> %s on %s", slide_path, output_dir, device)
     try:
-        run = _Run(slide_path=slide_path, staging=staging, device=device, options=options,
-                   reporter=ProgressReporter(progress), models=models)
-        report = run.execute()
-        for name in (RESTORED_NAME, MASK_NAME, REPORT_NAME):
-            os.replace(staging / name, output_dir / name)
+        with staged_outputs(output_dir) as staging:
+            run = _Run(slide_path=slide_path, staging=staging, device=device, options=options,
+                       reporter=ProgressReporter(progress), models=models)
+            report = run.execute()
     except BaseException:
         logger.info("pipeline run stopped before completion: %s", slide_path)
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     logger.info("pipeline run finished: %s in %.1f s, ink found: %s", slide_path,
                 report["timings_s"]["total"], report["ink_found"])
     return report
@@ -85,13 +89,6 @@ def check_device(device: str) -> None:
                               f"(torch {torch.__version__}); run with device 'cpu'")
 
 
-def _check_output_dir(slide_path: Path, output_dir: Path) -> None:
-    for name in (RESTORED_NAME, MASK_NAME, REPORT_NAME):
-        if (output_dir / name).resolve() == slide_path:
-            raise InkRemovalError(f"output {output_dir / name} would overwrite the input slide; "
-                                  "choose another output folder")
-
-
 @dataclass
 class _Run:
     """State of one pipeline run; ``execute`` runs the stages in order."""
@@ -107,6 +104,7 @@ class _Run:
     found_regions: list[tuple[Box, str, float]] = field(default_factory=list)
     restore_stats: list[dict[str, Any]] = field(default_factory=list)
     changed_tiles: int = 0
+    model_versions: dict[str, str] = field(default_factory=dict)
 
     def execute(self) -> dict[str, Any]:
         started_at = datetime.now(UTC)
@@ -128,6 +126,15 @@ class _Run:
                 self.models = load_default_models(self.device)
         return self.models
 
+    def _restorer(self) -> Restorer | None:
+        """Load the learned restorer of the run's method up front, so missing weights fail early."""
+        if self.options.restore_method == "od":
+            return None
+        with self.clock.measure("load_models"):
+            restorer = load_restorer(self.options.restore_method, self.device)
+        self.model_versions.update(restorer.versions)
+        return restorer
+
     def _process(self, slide: Slide, models: Models, *, sha_before: str,
                  started_at: datetime, start: float) -> dict[str, Any]:
         info = slide.info
@@ -136,21 +143,25 @@ class _Run:
             screening = screen_slide(slide, options=self.options)
         self.reporter.emit("screen", 1, 1, f"{len(screening.boxes)} candidate regions")
 
-        copier, copy_reason = self._jpeg_copier(info)
+        copier, copy_reason = open_jpeg_copier(self.slide_path, info,
+                                               enabled=self.options.copy_unchanged_tiles)
         try:
             grid = self._grid(info, copier)
             processor = TileProcessor(slide, grid, screening, screening.scale, self.options,
-                                      self.clock)
+                                      self.clock, device=self.device,
+                                      restorer=self._restorer())
             screened = sorted({index for box in screening.boxes
                                for index in grid.indices_touching(box)})
             decisions = self._classify(processor, models, screened)
-            mode = _unchanged_mode(info, copier)
-            restored_spec = self._restored_spec(info, grid, copier)
+            mode = unchanged_mode(copier, lossy=info.is_lossy)
+            spec = restored_spec(info, grid, compression=self._compression(info),
+                                 jpeg_quality=self.options.jpeg_quality, copier=copier,
+                                 source_name=self.slide_path.name)
             # Tile reads and processing run inside the writer's loop; keep them out of
             # the writing time so that each step is counted once.
             inner_before = self._inner_seconds()
             write_start = time.perf_counter()
-            levels = write_pyramid(self.staging / RESTORED_NAME, restored_spec,
+            levels = write_pyramid(self.staging / RESTORED_NAME, spec,
                                    self._level0_tiles(processor, decisions, copier),
                                    workdir=self.staging)
             self.clock.add("write_restored", time.perf_counter() - write_start
@@ -161,20 +172,15 @@ class _Run:
 
         self.reporter.emit("pyramid", 0, 1, "writing the ink mask")
         with self.clock.measure("write_mask"):
-            write_pyramid(self.staging / MASK_NAME, self._mask_spec(info, grid),
+            write_pyramid(self.staging / MASK_NAME,
+                          mask_spec(info, grid, source_name=self.slide_path.name),
                           self._mask_tiles(grid), workdir=self.staging)
         self.reporter.emit("pyramid", 1, 1, "pyramids written")
 
         self.reporter.emit("finish", 0, 1, "checking the input and writing the report")
         with self.clock.measure("checksum_outputs"):
-            sha_after = sha256_file(self.slide_path)
-            if sha_after != sha_before:
-                raise InkRemovalError(f"input {self.slide_path} changed during the run "
-                                      f"(SHA-256 {sha_before} before, {sha_after} after); "
-                                      "outputs were discarded, run again on a stable copy")
-            outputs = {key: {"path": str(self.staging.parent / name),
-                             "sha256": sha256_file(self.staging / name)}
-                       for key, name in (("restored", RESTORED_NAME), ("ink_mask", MASK_NAME))}
+            sha_after = verify_input_unchanged(self.slide_path, sha_before)
+            outputs = output_checksums(self.staging)
         self.clock.seconds["total"] = time.perf_counter() - start
         report = self._report(info, grid, screening, decisions, len(screened), mode,
                               copy_reason, levels, models, outputs, sha_before, sha_after,
@@ -187,18 +193,8 @@ class _Run:
         return sum(self.clock.seconds.get(step, 0.0)
                    for step in ("read_tiles", "localise", "restore", "compose"))
 
-    def _jpeg_copier(self, info: SlideInfo) -> tuple[JpegTileCopier | None, str]:
-        if not self.options.copy_unchanged_tiles:
-            return None, "copying unchanged tiles is turned off"
-        if info.compression != "jpeg":
-            return None, f"level 0 is {info.compression}-compressed, not JPEG"
-        copier, reason = JpegTileCopier.open(self.slide_path, info)
-        if copier is not None and reason:
-            copier.close()
-            copier = None
-        if copier is None:
-            logger.warning("%s: unchanged tiles will be re-encoded: %s", self.slide_path, reason)
-        return copier, reason
+    def _compression(self, info: SlideInfo) -> Compression:
+        return "jpeg" if info.is_lossy else self.options.lossless_compression
 
     def _grid(self, info: SlideInfo, copier: JpegTileCopier | None) -> TileGrid:
         if copier is not None:
@@ -240,24 +236,6 @@ class _Run:
                 require_classifier=self.options.require_classifier)
         return decisions
 
-    def _restored_spec(self, info: SlideInfo, grid: TileGrid,
-                       copier: JpegTileCopier | None) -> PyramidSpec:
-        compression = "jpeg" if info.is_lossy else self.options.lossless_compression
-        return PyramidSpec(
-            width=info.width, height=info.height, tile_width=grid.tile_width,
-            tile_height=grid.tile_height, samples=3, compression=compression,
-            jpeg_quality=self.options.jpeg_quality, mpp=_mpp(info), reduction="mean",
-            jpeg_copy=copier.layout if copier is not None else None,
-            description=f"InkWeb restored slide from {self.slide_path.name}",
-            software=f"inkweb {__version__}")
-
-    def _mask_spec(self, info: SlideInfo, grid: TileGrid) -> PyramidSpec:
-        return PyramidSpec(
-            width=info.width, height=info.height, tile_width=grid.tile_width,
-            tile_height=grid.tile_height, samples=1, compression="deflate", mpp=_mpp(info),
-            reduction="max", description=f"InkWeb ink mask of {self.slide_path.name}",
-            software=f"inkweb {__version__}")
-
     def _level0_tiles(self, processor: TileProcessor, decisions: dict[int, TileDecision],
                       copier: JpegTileCopier | None) -> Iterator[Level0Tile]:
         grid = processor.grid
@@ -270,7 +248,7 @@ class _Run:
                 result = processor.restore(index, decision)
                 self._record(decision, result)
             if result is not None and result.changed:
-                yield self._changed_tile(result, box, index, copier)
+                yield replacement_tile(copier, index, box, result.pixels)
             else:
                 with self.clock.measure("read_tiles"):
                     unchanged = self._unchanged_tile(processor.slide, box, index, copier)
@@ -289,15 +267,6 @@ class _Run:
         if result.stats is not None:
             entry.update(result.stats.to_dict())
         self.restore_stats.append(entry)
-
-    def _changed_tile(self, result: TileResult, box: Box, index: int,
-                      copier: JpegTileCopier | None) -> Level0Tile:
-        if copier is None:
-            return result.pixels
-        # Encode a full tile; the part beyond the image edge keeps the source's padding.
-        full = copier.decode(copier.raw_tile(index)).copy()
-        full[:box.height, :box.width] = result.pixels
-        return EncodedTile(data=copier.encode(full), pixels=full)
 
     def _unchanged_tile(self, slide: Slide, box: Box, index: int,
                         copier: JpegTileCopier | None) -> Level0Tile:
@@ -327,12 +296,8 @@ class _Run:
             logger.warning("%s: %d pixels under dense ink were filled from surrounding tissue",
                            self.slide_path, unrecoverable)
         return {
-            "input": {
-                "path": str(self.slide_path), "format": info.format, "reader": info.reader,
-                "width": info.width, "height": info.height, "mpp_x": info.mpp_x,
-                "mpp_y": info.mpp_y, "compression": info.compression,
-                "sha256_before": sha_before, "sha256_after": sha_after,
-            },
+            "input": input_record(info, self.slide_path, sha_before=sha_before,
+                                  sha_after=sha_after),
             "ink_found": bool(regions),
             "regions": regions,
             "tiles": {
@@ -349,7 +314,8 @@ class _Run:
             "unrecoverable_pixels": unrecoverable,
             "output": {"levels": [list(size) for size in levels]},
             "timings_s": self.clock.rounded(),
-            "models": dict(models.versions),
+            "restore_method": self.options.restore_method,
+            "models": {**models.versions, **self.model_versions},
             "outputs": outputs,
             "pipeline_version": __version__,
             "device": self.device,
@@ -358,16 +324,3 @@ class _Run:
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
-
-def _mpp(info: SlideInfo) -> tuple[float, float] | None:
-    if info.mpp_x and info.mpp_y:
-        return (info.mpp_x, info.mpp_y)
-    return None
-
-
-def _unchanged_mode(info: SlideInfo, copier: JpegTileCopier | None) -> UnchangedMode:
-    if copier is not None:
-        return "byte-identical"
-    if not info.is_lossy:
-        return "pixel-identical"
-    return "re-encoded"

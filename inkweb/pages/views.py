@@ -11,9 +11,10 @@ from inkweb.core.exceptions import NotFoundError
 from inkweb.reviews.selectors import review_list
 from inkweb.runs.models import PipelineRun
 from inkweb.runs.reports import run_report_summary
-from inkweb.runs.selectors import run_latest_succeeded, run_list
+from inkweb.runs.selectors import run_latest_succeeded, run_lineage, run_list
 from inkweb.slides.selectors import SLIDE_ORDERINGS, slide_get, slide_list, slide_state_counts
 from inkweb.slides.states import SlideState
+from pipeline.options import RESTORE_METHOD_LABELS, RESTORE_METHODS, RunOptions
 
 # Column headers of the list that can sort, with the key they sort by.
 SORTABLE_COLUMNS = {
@@ -102,6 +103,9 @@ def slide_detail_page(request: HttpRequest, slide_id: int) -> HttpResponse:
         viewed_run = run_latest_succeeded(slide_id=slide.pk)
     latest_run = runs[0] if runs else None
     reviews = list(review_list(slide_id=slide.pk))
+    # Decisions and corrections apply only to the newest succeeded run; an older one is
+    # shown read-only.
+    viewed_is_latest = viewed_run is not None and viewed_run.pk == slide.latest_succeeded_run_id
 
     viewer_config = {
         "slideId": slide.pk,
@@ -140,15 +144,32 @@ def slide_detail_page(request: HttpRequest, slide_id: int) -> HttpResponse:
             "osdImages": settings.STATIC_URL + "vendor/openseadragon/images/",
         },
     }
+    # Region corrections: the viewed run's lineage and what corrections.js needs.
+    lineage = run_lineage(run=viewed_run) if viewed_run else []
+    viewer_config["corrections"] = {
+        "revisionsUrl": reverse("api-run-revisions", kwargs={"run_id": 0}),
+        "restoreMethods": [
+            {"value": method, "label": RESTORE_METHOD_LABELS[method]} for method in RESTORE_METHODS
+        ],
+        "lineage": [
+            {"id": run.pk, "kind": run.kind, "corrections": run.corrections} for run in lineage
+        ],
+    }
+
     return render(
         request,
         "pages/slide_detail.html",
         {
             "slide": slide,
+            "lineage": lineage,
             "runs": runs,
             "latest_run": latest_run,
             "viewed_run": viewed_run,
+            "viewed_is_latest": viewed_is_latest,
             "report": run_report_summary(viewed_run.report) if viewed_run else None,
+            "restore_methods": [(method, RESTORE_METHOD_LABELS[method])
+                                for method in RESTORE_METHODS],
+            "default_restore_method": RunOptions().restore_method,
             "reviews": reviews,
             "viewer_config": viewer_config,
             "state_label": SlideState(slide.state).label,

@@ -5,17 +5,24 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from pipeline.options import RESTORE_METHOD_LABELS
+
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def restore_method_label(method: str) -> str:
+    """Return the display name of a restoration method; unknown names are shown as they are."""
+    return RESTORE_METHOD_LABELS.get(method, method)
 
 
 def run_report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
     """Return the figures the viewer shows from a run report; missing keys become None.
 
     Keys read: ink_found, regions[].kind, tiles.{total,screened,classified_ink,changed,
-    unchanged_mode}, timings_s, device, pipeline_version, models, input.sha256_before and
-    input.sha256_after.
+    unchanged_mode,touched}, corrections, timings_s, device, pipeline_version, models,
+    input.sha256_before and input.sha256_after.
     """
     if not report:
         return None
@@ -44,10 +51,17 @@ def run_report_summary(report: dict[str, Any] | None) -> dict[str, Any] | None:
         "tiles_classified_ink": tiles.get("classified_ink"),
         "tiles_changed": tiles.get("changed"),
         "unchanged_mode": tiles.get("unchanged_mode"),
+        # Revisions only: rectangles applied and the tiles they touched.
+        "corrections": len(report.get("corrections") or []),
+        "tiles_touched": tiles.get("touched"),
         "total_seconds": total,
         "timings": {str(stage): _number(value) for stage, value in timings.items()},
         "device": report.get("device"),
         "pipeline_version": report.get("pipeline_version"),
         "models": report.get("models") or {},
+        # Reports written before the method became an option all used "od".
+        "restore_method": restore_method_label(
+            report.get("restore_method") or (report.get("options") or {}).get("restore_method")
+            or "od"),
         "original_unchanged": (before == after) if before and after else None,
     }

@@ -15,7 +15,8 @@ from pipeline.evaluation.methods import METHODS
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHODS = ("unchanged", "white-fill", "telea", "od")
+DEFAULT_METHODS = ("unchanged", "white-fill", "telea", "od", "cyclegan", "cyclegan-dense-sparse",
+                   "paired")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

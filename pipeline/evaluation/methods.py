@@ -1,8 +1,9 @@
 """Restoration methods and the ink detector, wrapped for the benchmark.
 
 Every method has the same signature: ``restore(inked, mask, context) -> restored``,
-with (H, W, 3) uint8 images and an (H, W) mask that is non-zero where ink is. Methods
-that a later model adds register themselves in ``METHODS`` by name.
+with (H, W, 3) uint8 images and an (H, W) mask that is non-zero where the method may
+change pixels. Each method blends its result in with the pipeline's feathered weights
+inside the mask, so nothing outside the mask changes.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.typing import NDArray
 
-from pipeline.compose import blend_weights, compose
+from pipeline.compose import blend_weights, compose, ink_region
 from pipeline.evaluation.baselines import restore_telea, restore_unchanged, restore_white_fill
 from pipeline.geometry import PixelScale
 from pipeline.localise import PixelMask, pixel_ink_mask
+from pipeline.models.restorers import load_restorer
 from pipeline.optical import (
     estimate_glass,
     estimate_stain_vectors,
@@ -58,12 +60,29 @@ def restore_optical_density(inked: NDArray[np.uint8], mask: NDArray[np.generic],
         inked, selected, glass=context.glass, stain_vectors=stain_vectors,
         colour=context.colour, scale=context.scale, options=context.options,
     )
-    weights = blend_weights(
-        selected,
-        dilation_px=context.scale.pixels(context.options.dilation_um),
-        feather_px=context.scale.pixels(context.options.feather_um),
-    )
+    return _blend(inked, restored, selected, context)
+
+
+def _blend(inked: NDArray[np.uint8], restored: NDArray[np.floating],
+           selected: NDArray[np.bool_], context: TileContext) -> NDArray[np.uint8]:
+    weights = blend_weights(selected,
+                            feather_px=context.scale.pixels(context.options.feather_um))
     return compose(inked, restored, weights)
+
+
+def learned_method(name: str) -> Restorer:
+    """Return the benchmark wrapper of a learned restoration method, run on the CPU."""
+
+    def restore(inked: NDArray[np.uint8], mask: NDArray[np.generic],
+                context: TileContext) -> NDArray[np.uint8]:
+        selected = np.asarray(mask) != 0
+        if not selected.any():
+            return inked.copy()
+        restored = load_restorer(name, "cpu").restore_many([inked], [selected])[0]
+        return _blend(inked, restored, selected, context)
+
+    restore.__name__ = f"restore_{name.replace('-', '_')}"
+    return restore
 
 
 METHODS: dict[str, Restorer] = {
@@ -71,6 +90,9 @@ METHODS: dict[str, Restorer] = {
     "white-fill": lambda inked, mask, context: restore_white_fill(inked, mask),
     "telea": lambda inked, mask, context: restore_telea(inked, mask),
     "od": restore_optical_density,
+    "cyclegan": learned_method("cyclegan"),
+    "cyclegan-dense-sparse": learned_method("cyclegan-dense-sparse"),
+    "paired": learned_method("paired"),
 }
 
 
@@ -79,6 +101,12 @@ def detect_ink(inked: NDArray[np.uint8], context: TileContext) -> PixelMask:
     everywhere = np.ones(inked.shape[:2], dtype=bool)
     return pixel_ink_mask(inked, glass=context.glass, gate=everywhere, scale=context.scale,
                           options=context.options)
+
+
+def detected_region(inked: NDArray[np.uint8], context: TileContext) -> NDArray[np.bool_]:
+    """Return the region a pipeline run restores in a tile: the ink mask grown by the dilation."""
+    mask = detect_ink(inked, context).mask
+    return ink_region(mask, dilation_px=context.scale.pixels(context.options.dilation_um))
 
 
 def tile_context(image: NDArray[np.uint8], *, mpp: float, options: RunOptions,

@@ -1,4 +1,4 @@
-"""The ``inkremove train classifier`` command."""
+"""The ``inkremove train`` command: ``classifier`` here, other models from their own modules."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ DEFAULTS = TrainSettings(task="ink", data_dir=Path("../shared/data"), out=Path("
 def add_parser(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> argparse.ArgumentParser:
-    """Register ``train`` (with its ``classifier`` subcommand) on the ``inkremove`` parsers."""
+    """Register ``train`` and its model subcommands on the ``inkremove`` parsers."""
     train = subparsers.add_parser("train", help="train the pipeline's models")
     models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     parser = models.add_parser(
@@ -87,6 +87,12 @@ def add_parser(
         ),
     )
     parser.set_defaults(func=run_train_classifier)
+    from pipeline.train.restoration_cli import add_parsers
+
+    add_parsers(models)
+    from pipeline.train.detector_cli import add_detector_parser
+
+    add_detector_parser(models)
     return parser
 
 
@@ -116,7 +122,7 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         validation_tiles=args.validation_tiles,
         threads=args.threads,
     )
-    progress = _TerminalProgress() if sys.stderr.isatty() else _LogProgress()
+    progress = progress_display()
     try:
         result = train_classifier(settings, progress=progress)
     except (FileNotFoundError, ValueError) as error:
@@ -132,6 +138,11 @@ def run_train_classifier(args: argparse.Namespace) -> int:
         f"wrote {result.checkpoint} and {result.report}\n"
     )
     return 0
+
+
+def progress_display() -> _TerminalProgress | _LogProgress:
+    """Return a progress bar on an interactive terminal, else a progress logger."""
+    return _TerminalProgress() if sys.stderr.isatty() else _LogProgress()
 
 
 class _TerminalProgress:

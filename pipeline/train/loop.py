@@ -7,8 +7,6 @@ import logging
 import math
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from pipeline.models.classifier import (
 )
 from pipeline.models.preprocess import tiles_to_tensor
 from pipeline.progress import ProgressCallback, ProgressEvent
+from pipeline.train.determinism import deterministic
 from pipeline.train.realink import load_evaluation_groups
 from pipeline.train.samples import CLASS_NAMES, TASKS, TileSet, generate_tiles
 from pipeline.train.sources import (
@@ -89,7 +88,7 @@ def train_classifier(
     started = time.perf_counter()
     timings: dict[str, float] = {}
 
-    with _deterministic(settings.seed, settings.threads):
+    with deterministic(settings.seed, settings.threads):
         report(ProgressEvent("load", 0, 2, "loading clean source images"))
         train_sources = [load_source(settings.data_dir, name) for name in TRAIN_SOURCES]
         validation_sources = [load_source(settings.data_dir, name) for name in VALIDATION_SOURCES]
@@ -331,21 +330,6 @@ def _generate(
     tile_set = generate_tiles(settings.task, sources, count=count, seed=stream, progress=tick)
     logger.info("generated %d %s tiles for the %s task", count, split, settings.task)
     return tile_set
-
-
-@contextmanager
-def _deterministic(seed: int, threads: int) -> Iterator[None]:
-    """Seed torch, fix the thread count and require deterministic kernels, then restore."""
-    previous_threads = torch.get_num_threads()
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous_deterministic)
-        torch.set_num_threads(previous_threads)
 
 
 def _no_progress(event: ProgressEvent) -> None:

@@ -201,3 +201,19 @@ def test_scale_bar_follows_zoom(page, stack, api_get):
     )
     assert 40 <= width <= 130
     save_screenshot(page, "viewer-original-only")
+
+
+def test_run_with_another_method(processed_viewer, page, stack, api_get):
+    first_run = re.search(r"\?run=(\d+)", page.url).group(1)
+    page.goto(f"{stack.base_url}/slides/{processed_viewer}/?run={first_run}")
+    page.select_option("#run-method", "paired")
+    page.click("#run-start")
+    page.wait_for_url(re.compile(rf".*\?run=(?!{first_run}\b)\d+.*"), timeout=300_000)
+    page.wait_for_function(FULLY_LOADED, timeout=60_000)
+    save_screenshot(page, "viewer-paired-method")
+    run_id = int(re.search(r"\?run=(\d+)", page.url).group(1))
+    assert "Paired U-Net" in page.inner_text(".viewer-pane:nth-child(2) .pane-title")
+    assert "Paired U-Net" in page.inner_text("#report-panel")
+    run = api_get(f"{stack.base_url}/api/runs/{run_id}/")
+    assert run["options"]["restore_method"] == "paired"
+    assert run["report"]["restore_method"] == "paired"

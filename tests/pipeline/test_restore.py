@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from pipeline import RunOptions
-from pipeline.compose import blend_weights, compose
+from pipeline.compose import blend_weights, compose, ink_region
 from pipeline.evaluation.real_pairs import load_real_pairs
 from pipeline.geometry import PixelScale
 from pipeline.optical import (
@@ -143,27 +143,43 @@ def test_real_blue_ink_pairs(shared_data):
     assert np.mean(after) > 22
 
 
-def test_blend_weights_zero_beyond_feather():
+def test_ink_region_grows_the_mask_by_the_dilation():
     mask = np.zeros((60, 60), dtype=bool)
     mask[20:40, 20:40] = True
-    weights = blend_weights(mask, dilation_px=3, feather_px=5)
-    assert (weights[mask] == 1.0).all()
-    assert weights[20, 17] == 1.0  # within the dilation
-    assert 0.0 < weights[20, 13] < 1.0  # in the feather
-    assert weights[20, 11] == 0.0
-    assert (weights[:, :10] == 0.0).all()
+    region = ink_region(mask, dilation_px=3)
+    assert region[mask].all()
+    assert region[20, 17] and not region[20, 16]
+    assert not region[:, :15].any()
 
 
-def test_compose_keeps_far_pixels_exactly():
+def test_blend_weights_ramp_inside_the_region_and_zero_outside():
+    region = np.zeros((60, 60), dtype=bool)
+    region[20:40, 20:40] = True
+    weights = blend_weights(region, feather_px=3)
+    assert (weights[~region] == 0.0).all()
+    assert weights[30, 20] == 0.25  # border pixel: depth 1 of feather 3 + 1
+    assert 0.25 < weights[30, 21] < weights[30, 22] < 1.0
+    assert weights[30, 30] == 1.0
+
+
+def test_blend_weights_treat_the_image_edge_as_inside():
+    region = np.zeros((20, 20), dtype=bool)
+    region[:, :10] = True
+    weights = blend_weights(region, feather_px=2)
+    assert weights[10, 0] == 1.0
+    assert weights[10, 9] < 1.0
+
+
+def test_compose_keeps_pixels_outside_the_region_exactly():
     rng = np.random.default_rng(0)
     original = rng.integers(0, 256, (60, 60, 3), dtype=np.uint8)
-    mask = np.zeros((60, 60), dtype=bool)
-    mask[20:40, 20:40] = True
-    weights = blend_weights(mask, dilation_px=3, feather_px=5)
+    region = np.zeros((60, 60), dtype=bool)
+    region[20:40, 20:40] = True
+    weights = blend_weights(region, feather_px=3)
     result = compose(original, np.zeros((60, 60, 3), dtype=np.float32), weights)
-    assert np.array_equal(result[weights == 0], original[weights == 0])
-    assert (result[mask] == 0).all()
+    assert np.array_equal(result[~region], original[~region])
+    assert (result[25:35, 25:35] == 0).all()
 
 
-def test_blend_weights_empty_mask():
-    assert not blend_weights(np.zeros((5, 5), dtype=bool), dilation_px=2, feather_px=2).any()
+def test_blend_weights_empty_region():
+    assert not blend_weights(np.zeros((5, 5), dtype=bool), feather_px=2).any()

@@ -189,7 +189,11 @@ def test_background_ink_becomes_glass(shared_data, tmp_path):
     mask = tifffile.imread(tmp_path / "ink-mask.tiff") == 255
     glass = np.array(report["screening"]["glass_rgb"], dtype=np.float32)
     assert mask.mean() > 0.5
-    assert np.abs(restored[mask] - glass).max() <= 1.0  # texture-free glass colour
+    # The mask is the ink region; inside its feather (3 um = 6 px at the assumed
+    # 0.5 um/px) the fill blends into the scan.
+    interior = cv2.erode(mask.astype(np.uint8), np.ones((17, 17), np.uint8)).astype(bool)
+    assert interior.mean() > 0.4
+    assert np.abs(restored[interior] - glass).max() <= 1.0  # texture-free glass colour
     assert (glass > 230).all()
 
 

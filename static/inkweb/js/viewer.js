@@ -14,6 +14,8 @@
     progress: byId("run-progress"),
     text: byId("run-text"),
     start: byId("run-start"),
+    method: byId("run-method"),
+    methodLabel: byId("run-method-label"),
     cancel: byId("run-cancel"),
     retry: byId("run-retry"),
   };
@@ -23,6 +25,7 @@
     currentRun = run;
     const active = run && ACTIVE.includes(run.status);
     if (runUi.start) runUi.start.hidden = !config.ready || active;
+    if (runUi.methodLabel) runUi.methodLabel.hidden = !config.ready || active;
     if (runUi.cancel) runUi.cancel.hidden = !active;
     if (runUi.retry) runUi.retry.hidden = !(run && ["failed", "cancelled"].includes(run.status));
     if (!run) {
@@ -85,10 +88,10 @@
     }
   }
 
-  async function runAction(button, url) {
+  async function runAction(button, url, body = {}) {
     button.disabled = true;
     try {
-      const run = await InkWeb.fetchJSON(url, { method: "POST", body: {} });
+      const run = await InkWeb.fetchJSON(url, { method: "POST", body });
       renderRun(run);
     } catch (error) {
       InkWeb.toast(error.message, "error");
@@ -98,7 +101,10 @@
   }
 
   const runDetailUrl = (runId) => config.urls.runDetail.replace("/0/", `/${runId}/`);
-  if (runUi.start) runUi.start.addEventListener("click", () => runAction(runUi.start, config.urls.runs));
+  if (runUi.start) {
+    runUi.start.addEventListener("click", () => runAction(runUi.start, config.urls.runs,
+      runUi.method ? { options: { restore_method: runUi.method.value } } : {}));
+  }
   if (runUi.cancel) runUi.cancel.addEventListener("click", () => runAction(runUi.cancel, `${runDetailUrl(currentRun.id)}cancel/`));
   if (runUi.retry) runUi.retry.addEventListener("click", () => runAction(runUi.retry, `${runDetailUrl(currentRun.id)}retry/`));
   renderRun(currentRun);
@@ -290,6 +296,7 @@
       const view = readHash();
       if (view) applyImageView(original, view, true);
       if (restored) applyImageView(restored, imageView(original), true);
+      announceViewer("original", original);
     });
 
     if (config.viewedRunId) {
@@ -300,10 +307,16 @@
       restored.addHandler("open", () => {
         applyImageView(restored, imageView(original), true);
         addMask().catch((error) => InkWeb.toast(error.message, "error"));
+        announceViewer("restored", restored);
       });
       mask.toggle.addEventListener("change", () => setMaskVisible(mask.toggle.checked));
       mask.slider.addEventListener("input", () => setMaskVisible(mask.visible));
     }
+  }
+
+  // Other scripts (comments.js) draw on a viewer after this event reports that its image opened.
+  function announceViewer(name, viewer) {
+    document.dispatchEvent(new CustomEvent("inkweb:viewer-open", { detail: { name, viewer } }));
   }
 
   start().catch((error) => InkWeb.toast(`The viewer could not start: ${error.message}`, "error"));
@@ -333,10 +346,12 @@
     byId("review-note").focus();
   }
 
+  const DECISION_LABELS = { approve: "Approved", reject: "Rejected", rework: "Needs rework" };
+
   function historyItem(review) {
     const item = document.createElement("li");
     const when = new Date(review.created_at);
-    const label = review.decision === "approve" ? "Approved" : "Rejected";
+    const label = DECISION_LABELS[review.decision] || review.decision;
     item.innerHTML = `<div><span class="badge decision-${review.decision}">${label}</span> <strong></strong>
       <span class="muted small">run #${review.run_id} · <time></time></span></div>`;
     item.querySelector("strong").textContent = review.reviewer;
@@ -368,8 +383,10 @@
       if (empty) empty.remove();
       history.prepend(historyItem(review));
       reviewForm.reset();
-      InkWeb.toast(`Decision recorded: ${review.decision === "approve" ? "approved" : "rejected"}.`);
+      InkWeb.toast(`Decision recorded: ${(DECISION_LABELS[review.decision] || review.decision).toLowerCase()}.`);
       refreshSlide().catch(() => {});
+      // review-queue.js opens the next slide when the page is in queue mode.
+      document.dispatchEvent(new CustomEvent("inkweb:review-recorded", { detail: review }));
     } catch (error) {
       reviewError.textContent = error.message;
       reviewError.hidden = false;
@@ -398,7 +415,8 @@
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     const typing = target.closest && target.closest("input, textarea, select, [contenteditable]");
-    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && reviewForm) {
+    const inReviewForm = reviewForm && reviewForm.contains(target);
+    if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && reviewForm && (!typing || inReviewForm)) {
       event.preventDefault();
       submitReview();
       return;
@@ -410,6 +428,7 @@
       s: () => setSync(!sync.enabled),
       a: () => chooseDecision("approve"),
       r: () => chooseDecision("reject"),
+      w: () => chooseDecision("rework"),
       "+": () => zoomBy(1.5),
       "=": () => zoomBy(1.5),
       "-": () => zoomBy(1 / 1.5),
@@ -429,5 +448,7 @@
     get mask() { return mask; },
     sync,
     imageView,
+    // corrections.js shows a revision it has just queued like any run of the slide.
+    showRun: onRunUpdate,
   };
 })();
