@@ -151,6 +151,10 @@ class _Revision:
     processors: dict[str, TileProcessor] = field(default_factory=dict)
     previous_decisions: dict[int, dict[str, Any]] = field(default_factory=dict)
     parent_regions: list[dict[str, Any]] = field(default_factory=list)
+    # Model versions and restore method of the parent's report, which made every pixel
+    # outside the corrections.
+    parent_models: dict[str, str] = field(default_factory=dict)
+    parent_restore_method: str | None = None
     # Packed (tile.height * tile.width) bool masks of restore results, by (tile, method).
     restored_masks: dict[tuple[int, str], np.ndarray] = field(default_factory=dict)
     found_regions: list[tuple[Box, str, float]] = field(default_factory=list)
@@ -217,11 +221,18 @@ class _Revision:
                 self.previous_decisions[entry["index"]] = entry
         self.parent_regions = [region for region in parent_report.get("regions") or []
                                if isinstance(region, dict)]
+        models = parent_report.get("models")
+        if isinstance(models, dict):
+            self.parent_models = {str(name): str(version) for name, version in models.items()}
+        method = parent_report.get("restore_method")
+        self.parent_restore_method = method if isinstance(method, str) else None
         return {
             "path": str(self.previous_dir),
             "restored_sha256": sha256_file(self.previous_dir / RESTORED_NAME),
             "mask_sha256": sha256_file(self.previous_dir / MASK_NAME),
             "pipeline_version": parent_report.get("pipeline_version"),
+            "models": dict(self.parent_models),
+            "restore_method": self.parent_restore_method,
         }
 
     def _check_previous(self, info: SlideInfo, previous: StoredTiles,
@@ -493,8 +504,14 @@ class _Revision:
             "unrecoverable_pixels": unrecoverable,
             "output": {"levels": [list(size) for size in levels]},
             "timings_s": self.clock.rounded(),
-            "models": {**(self.models.versions if self.models_used and self.models else {}),
+            # The parent's versions, then those of the classifiers and restorers this
+            # revision ran, which win where a name repeats. "parent" keeps the parent's own.
+            "models": {**self.parent_models,
+                       **(self.models.versions if self.models_used and self.models else {}),
                        **self.model_versions},
+            # The method of the pixels outside the corrections; each restore correction
+            # names its own method under "corrections".
+            "restore_method": self.parent_restore_method or self.options.restore_method,
             "outputs": outputs,
             "pipeline_version": __version__,
             "device": self.device,

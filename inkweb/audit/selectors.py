@@ -10,6 +10,7 @@ from datetime import date
 from django.db.models import Q, QuerySet
 
 from inkweb.audit.models import AuditEvent
+from inkweb.core.spreadsheets import csv_safe_cell
 
 CSV_COLUMNS = (
     "id",
@@ -22,8 +23,6 @@ CSV_COLUMNS = (
     "summary",
     "details",
 )
-# Spreadsheet programs run a cell that starts with one of these as a formula.
-_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def audit_event_list(
@@ -77,14 +76,6 @@ def audit_event_batches(
         last = batch[-1]
 
 
-def _csv_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    if text.startswith(_FORMULA_PREFIXES):
-        # A leading apostrophe makes spreadsheets show the text instead of evaluating it.
-        return "'" + text
-    return text
-
-
 class _LineBuffer:
     """File-like object whose write returns the line, so csv.writer can build strings."""
 
@@ -113,5 +104,5 @@ def audit_csv_lines(batch: list[AuditEvent]) -> str:
             event.summary,
             json.dumps(event.details, sort_keys=True),
         )
-        lines.append(writer.writerow([_csv_cell(value) for value in row]))
+        lines.append(writer.writerow([csv_safe_cell(value) for value in row]))
     return "".join(lines)

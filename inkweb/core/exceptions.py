@@ -12,6 +12,7 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
+from rest_framework.settings import api_settings
 
 from pipeline.errors import InkRemovalError, RunCancelled, SlideReadError, UnsupportedSlideError
 
@@ -73,13 +74,42 @@ def _pipeline_error_response(exc: InkRemovalError) -> tuple[int, str]:
     return status.HTTP_500_INTERNAL_SERVER_ERROR, "pipeline_error"
 
 
+def _error_messages(errors: Any, path: str = "") -> list[tuple[str, str]]:
+    """Flatten nested DRF error details into (path, message) pairs.
+
+    Paths read like the input: "corrections[0].width". Items of a list field are keyed by
+    their index, as a dict (DRF 3.15 list serializers) or a list with empty entries for
+    valid items. Errors under the non-field key belong to the object that contains them.
+    """
+    if isinstance(errors, dict):
+        pairs = []
+        for key, value in errors.items():
+            if isinstance(key, int):
+                child = f"{path}[{key}]"
+            elif key == api_settings.NON_FIELD_ERRORS_KEY:
+                child = path
+            else:
+                child = f"{path}.{key}" if path else str(key)
+            pairs.extend(_error_messages(value, child))
+        return pairs
+    if isinstance(errors, list):
+        if all(isinstance(item, str) for item in errors):
+            return [(path, str(item)) for item in errors]
+        pairs = []
+        for index, item in enumerate(errors):
+            if isinstance(item, str):
+                pairs.append((path, str(item)))
+            elif item:
+                pairs.extend(_error_messages(item, f"{path}[{index}]"))
+        return pairs
+    return [(path, str(errors))]
+
+
 def _validation_body(exc: drf_exceptions.ValidationError) -> dict[str, Any]:
     fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-    messages = []
-    for name, errors in fields.items():
-        for error in errors if isinstance(errors, list) else [errors]:
-            prefix = "" if name == "non_field_errors" else f"{name}: "
-            messages.append(f"{prefix}{error}")
+    messages = [
+        f"{path}: {message}" if path else message for path, message in _error_messages(fields)
+    ]
     return {"detail": " ".join(messages) or "Invalid input.", "code": "invalid", "fields": fields}
 
 

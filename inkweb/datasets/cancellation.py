@@ -6,6 +6,10 @@ from inkweb.core.redis import redis_connection
 
 CANCEL_FLAG_TTL_SECONDS = 7 * 24 * 3600
 
+# The end of a running export's message once cancelled, before and after the worker stops.
+CANCEL_STOPPING_SUFFIX = "; stopping at the next step."
+CANCEL_STOPPED_SUFFIX = "; stopped."
+
 
 def _flag_key(export_id: int) -> str:
     return f"inkweb:export:{export_id}:cancel"

@@ -15,6 +15,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Replace
 from django.utils import timezone
 
 from inkweb.audit.models import AuditEvent
@@ -25,7 +27,11 @@ from inkweb.core.storage import (
     storage_relative,
     storage_root,
 )
-from inkweb.datasets.cancellation import export_cancel_flag_clear
+from inkweb.datasets.cancellation import (
+    CANCEL_STOPPED_SUFFIX,
+    CANCEL_STOPPING_SUFFIX,
+    export_cancel_flag_clear,
+)
 from inkweb.datasets.events import export_broadcast
 from inkweb.datasets.manifests import (
     manifest_build,
@@ -102,6 +108,7 @@ def export_execute(*, export_id: int) -> DatasetExport:
             from_statuses=(DatasetExport.Status.RUNNING, DatasetExport.Status.CANCELLED),
             status=DatasetExport.Status.CANCELLED,
             audit=False,
+            message=_stopped_message(),
         )
     except (InkRemovalError, OSError) as error:
         logger.warning("Export %s failed: %s", export.pk, error)
@@ -167,6 +174,9 @@ def _execute(
         # Cancelled after the last progress check: keep the record and the files consistent.
         shutil.rmtree(final, ignore_errors=True)
         export_object_delete(uploaded)
+        DatasetExport.objects.filter(pk=export.pk, status=DatasetExport.Status.CANCELLED).update(
+            message=_stopped_message(), updated_at=timezone.now()
+        )
         logger.info("Export %s was cancelled as it finished; its files were removed", export.pk)
 
 
@@ -245,6 +255,11 @@ def _check_manifest(manifest: dict[str, Any], members: list[DatasetVersionMember
 
 def _folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
+
+
+def _stopped_message() -> Replace:
+    """Return the update expression that marks a cancelled export's message as stopped."""
+    return Replace("message", Value(CANCEL_STOPPING_SUFFIX), Value(CANCEL_STOPPED_SUFFIX))
 
 
 def _finish(

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from inkweb.core.spreadsheets import csv_safe_cell
 from inkweb.datasets.models import DatasetExport, DatasetVersionMember
 from pipeline.export import ALLOWED_TAGS, DEIDENTIFICATION_POLICY, ExportResult
 from pipeline.version import __version__
@@ -58,7 +59,7 @@ def manifest_slide_entry(member: DatasetVersionMember, result: ExportResult) -> 
         "restored_sha256": member.restored_sha256,
         "pipeline_version": report.get("pipeline_version"),
         "models": dict(report.get("models") or {}),
-        "restore_method": run_options.get("restore_method"),
+        "restore_method": report.get("restore_method") or run_options.get("restore_method"),
         "run_id": member.run_id,
         "review_id": member.review_id,
         "reviewer": member.review.reviewer.get_username(),
@@ -99,7 +100,10 @@ def manifest_build(
 
 
 def manifest_csv_text(manifest: dict[str, Any]) -> str:
-    """Return the slide entries as CSV with the columns of CSV_COLUMNS."""
+    """Return the slide entries as CSV with the columns of CSV_COLUMNS.
+
+    Cells that a spreadsheet would run as a formula get a leading apostrophe.
+    """
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
@@ -108,7 +112,7 @@ def manifest_csv_text(manifest: dict[str, Any]) -> str:
         row["models"] = "; ".join(
             f"{name}={value}" for name, value in sorted(entry["models"].items())
         )
-        writer.writerow({key: "" if row.get(key) is None else row[key] for key in CSV_COLUMNS})
+        writer.writerow({key: csv_safe_cell(row.get(key)) for key in CSV_COLUMNS})
     return buffer.getvalue()
 
 

@@ -24,7 +24,7 @@ from inkweb.audit.models import AuditEvent
 from inkweb.audit.services import audit_record
 from inkweb.core.exceptions import ApplicationError, ConflictError, ForbiddenError, NotFoundError
 from inkweb.core.queues import job_cancel, job_enqueue
-from inkweb.datasets.cancellation import export_cancel_flag_set
+from inkweb.datasets.cancellation import CANCEL_STOPPING_SUFFIX, export_cancel_flag_set
 from inkweb.datasets.events import export_broadcast
 from inkweb.datasets.models import (
     Dataset,
@@ -381,7 +381,7 @@ def export_cancel(*, export: DatasetExport, cancelled_by: AbstractBaseUser) -> D
             suffix = (
                 " before it started."
                 if status == DatasetExport.Status.QUEUED
-                else "; stopping at the next step."
+                else CANCEL_STOPPING_SUFFIX
             )
             if DatasetExport.objects.filter(pk=export.pk, status=status).update(
                 status=DatasetExport.Status.CANCELLED,

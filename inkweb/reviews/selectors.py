@@ -28,9 +28,10 @@ def review_latest(*, slide_id: int) -> ReviewDecision | None:
 def review_queue() -> QuerySet[Slide]:
     """Return the slides awaiting review, oldest finished run first.
 
-    A slide awaits review when its newest run succeeded and that run's output has no
-    decision yet (state "to_review"). Runs without a finish time sort last, and ties sort
-    by run id. Each slide carries the annotations of ``slide_queryset_annotated``.
+    A slide awaits review when its newest succeeded run's output has no decision yet and
+    no run is queued or running (state "to_review"). A newer failed or cancelled run does
+    not take it out. Runs without a finish time sort last, and ties sort by run id. Each
+    slide carries the annotations of ``slide_queryset_annotated``.
     """
     return (
         slide_queryset_annotated()

@@ -15,7 +15,7 @@ from inkweb.core.broadcast import ALL_ACTIVITY_GROUP, broadcast_send, slide_grou
 from inkweb.core.exceptions import ApplicationError, ConflictError, ForbiddenError
 from inkweb.reviews.models import ReviewDecision, SlideComment
 from inkweb.runs.models import PipelineRun
-from inkweb.runs.selectors import run_latest_succeeded
+from inkweb.runs.selectors import run_ancestry, run_latest_succeeded
 from inkweb.slides.models import Slide
 
 logger = logging.getLogger(__name__)
@@ -26,8 +26,10 @@ COMMENT_MAX_CHARS = 2000
 def review_separation_check(*, slide: Slide, run: PipelineRun, reviewer: AbstractBaseUser) -> None:
     """Raise ForbiddenError when INKWEB_SEPARATION_OF_DUTIES forbids `reviewer` to approve.
 
-    With the setting on, the user who uploaded the slide and the user who requested the
-    run may not approve it. Without the setting this does nothing.
+    With the setting on, the user who uploaded the slide may not approve it. Neither may
+    any user who requested `run` or one of its revision parents, so a revision made by
+    someone else does not release a run the reviewer requested. Without the setting this
+    does nothing.
     """
     if not settings.INKWEB_SEPARATION_OF_DUTIES:
         return
@@ -37,12 +39,15 @@ def review_separation_check(*, slide: Slide, run: PipelineRun, reviewer: Abstrac
             "reviewer must approve it. You can still reject it or ask for rework.",
             code="separation_of_duties",
         )
-    if run.requested_by_id is not None and run.requested_by_id == reviewer.pk:
-        raise ForbiddenError(
-            f"You requested run {run.pk}, and separation of duties is on, so another "
-            "reviewer must approve it. You can still reject it or ask for rework.",
-            code="separation_of_duties",
-        )
+    for requested in run_ancestry(run=run):
+        if requested.requested_by_id is not None and requested.requested_by_id == reviewer.pk:
+            revision_of = "" if requested.pk == run.pk else f", which run {run.pk} revises"
+            raise ForbiddenError(
+                f"You requested run {requested.pk}{revision_of}, and separation of duties is "
+                "on, so another reviewer must approve it. You can still reject it or ask for "
+                "rework.",
+                code="separation_of_duties",
+            )
 
 
 def _reviewable_run(*, slide: Slide, run: PipelineRun | None) -> PipelineRun:
@@ -64,6 +69,14 @@ def _reviewable_run(*, slide: Slide, run: PipelineRun | None) -> PipelineRun:
             f"Run {run.pk} has status {run.status}; only succeeded runs can be reviewed.",
             code="run_not_reviewable",
         )
+    latest = run_latest_succeeded(slide_id=slide.pk)
+    if latest is not None and latest.pk != run.pk:
+        # A decision on a replaced output would never count towards the slide's state.
+        raise ConflictError(
+            f"Run {run.pk} was replaced by run {latest.pk}, the newest succeeded run of slide "
+            f"{slide.pk}; review run {latest.pk} instead.",
+            code="run_superseded",
+        )
     return run
 
 
@@ -79,7 +92,7 @@ def review_record(
 
     The decision stores the run and the checksum of its restored output. Raises
     ForbiddenError without the reviewer role or when separation of duties forbids an
-    approval, and ConflictError when the run is not a succeeded run of this slide.
+    approval, and ConflictError when the run is not the newest succeeded run of this slide.
     """
     if not user_has_role(reviewer, Role.REVIEWER):
         raise ForbiddenError("Recording a review decision needs the reviewer role.")

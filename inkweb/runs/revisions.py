@@ -63,9 +63,10 @@ def run_revise(
 ) -> PipelineRun:
     """Queue a revision of `run` that applies `corrections` to its output.
 
-    Only reviewers may correct regions, only a succeeded run with its output on disk can
-    be corrected, and the slide may have no other queued or running run. The audit event
-    (action run.correction) is written in the transaction that creates the revision.
+    Only reviewers may correct regions, only the slide's newest succeeded run with its
+    output on disk can be corrected, and the slide may have no other queued or running
+    run. The audit event (action run.correction) is written in the transaction that
+    creates the revision.
     """
     if not user_has_role(requested_by, Role.REVIEWER):
         raise ForbiddenError(

@@ -37,6 +37,25 @@ def run_latest_succeeded(*, slide_id: int) -> PipelineRun | None:
     )
 
 
+def run_ancestry(*, run: PipelineRun) -> list[PipelineRun]:
+    """Return `run` followed by its revision parents, up to the full run at the root.
+
+    Reads one row per parent. A parent that was deleted ends the chain there.
+    """
+    chain = [run]
+    seen = {run.pk}
+    current = run
+    # The guard against revisiting a run stops at a cycle, which only hand-edited rows form.
+    while current.parent_id is not None and current.parent_id not in seen:
+        parent = PipelineRun.objects.filter(pk=current.parent_id).first()
+        if parent is None:
+            break
+        chain.append(parent)
+        seen.add(parent.pk)
+        current = parent
+    return chain
+
+
 def run_lineage(*, run: PipelineRun) -> list[PipelineRun]:
     """Return the runs linked to `run` through revision parents, oldest first.
 

@@ -28,6 +28,7 @@ from inkweb.runs.cancellation import cancel_flag_clear, cancel_flag_set
 from inkweb.runs.events import run_broadcast
 from inkweb.runs.models import PipelineRun
 from inkweb.runs.progress import RunProgressReporter
+from inkweb.runs.selectors import run_latest_succeeded
 from inkweb.slides.models import Slide
 from pipeline import RunOptions, run_pipeline
 from pipeline.errors import InkRemovalError, RunCancelled
@@ -127,7 +128,7 @@ def run_create(
 
     With `parent`, the run is a revision that applies `corrections` (validated by
     inkweb.runs.revisions) to the parent's output. Raises ConflictError when the slide is
-    not ingested yet or already has an active run.
+    not ingested yet, already has an active run, or has a newer succeeded run than `parent`.
     """
     if slide.ingest_status != Slide.IngestStatus.READY:
         raise ConflictError(
@@ -136,6 +137,8 @@ def run_create(
             code="slide_not_ready",
         )
     options = run_options_validate(options or {})
+    if parent is not None:
+        _revision_parent_check(parent)
     if PipelineRun.objects.filter(slide=slide, status__in=PipelineRun.ACTIVE_STATUSES).exists():
         raise ConflictError(
             f"Slide {slide.pk} already has a queued or running run; wait for it or cancel it.",
@@ -169,6 +172,22 @@ def run_create(
         "Run %s of slide %s created by user %s", run.pk, slide.pk, getattr(requested_by, "pk", None)
     )
     return run
+
+
+def _revision_parent_check(parent: PipelineRun) -> None:
+    """Raise ConflictError unless `parent` is its slide's newest succeeded run.
+
+    A revision becomes the slide's newest output, so one built on an older run would
+    silently drop every newer output and the decisions recorded on them.
+    """
+    latest = run_latest_succeeded(slide_id=parent.slide_id)
+    if latest is not None and latest.pk != parent.pk:
+        raise ConflictError(
+            f"Run {parent.pk} is not the newest succeeded run of slide {parent.slide_id}; "
+            f"run {latest.pk} is. Revisions build on the newest output, so correct regions "
+            f"of run {latest.pk} instead.",
+            code="parent_not_latest",
+        )
 
 
 def _audit_run_request(run: PipelineRun, *, requested_by: AbstractBaseUser | None) -> None:

@@ -63,9 +63,11 @@ def _state_expression() -> Case:
             output_review_decision=ReviewDecision.Decision.REWORK,
             then=Value(SlideState.NEEDS_REWORK),
         ),
+        # A failed or cancelled newer run leaves the older output awaiting review, so the
+        # run states only apply to slides that have no succeeded run at all.
+        When(latest_succeeded_run_id__isnull=False, then=Value(SlideState.TO_REVIEW)),
         When(Q(latest_run_status=PipelineRun.Status.FAILED), then=Value(SlideState.RUN_FAILED)),
         When(Q(latest_run_status=PipelineRun.Status.CANCELLED), then=Value(SlideState.CANCELLED)),
-        When(latest_succeeded_run_id__isnull=False, then=Value(SlideState.TO_REVIEW)),
         default=Value(SlideState.NEW),
         output_field=CharField(),
     )

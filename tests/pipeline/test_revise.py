@@ -141,7 +141,11 @@ def test_revision_report(lossless_run, kept_revision):
     assert report["input"]["sha256_before"] == sha256_file(slide)
     assert report["outputs"]["restored"]["sha256"] == sha256_file(output / "restored.tiff")
     assert report["screening"] is None  # keep-original alone needs no screening
-    assert report["models"] == {}
+    # Keep-original loads no model, so the versions and method are the parent's.
+    assert report["models"] == {"ink": "fake", "background": "fake"}
+    assert report["models"] == report["parent"]["models"]
+    assert report["restore_method"] == "od"
+    assert report["parent"]["restore_method"] == "od"
     assert {"checksum_input", "checksum_parent", "write_restored", "write_mask",
             "total"} <= set(report["timings_s"])
     assert sorted(path.name for path in output.iterdir()) == [
@@ -233,7 +237,9 @@ def test_restore_method_is_passed_through(lossless_run, monkeypatch, tmp_path):
     assert {(method, is_ink) for _, method, is_ink in seen} == {("cyclegan", True)}
     assert restorer.calls >= 1
     assert revised["corrections"][0]["method"] == "cyclegan"
-    assert revised["models"]["cyclegan"] == "stand-in"
+    assert revised["models"] == {**report["models"], "cyclegan": "stand-in"}
+    # The pixels outside the correction still come from the parent's method.
+    assert revised["restore_method"] == report["restore_method"] == "od"
     restored = tifffile.imread(tmp_path / "restored.tiff")
     mask = tifffile.imread(tmp_path / "ink-mask.tiff") > 0
     inside = _inside(restored.shape, box)

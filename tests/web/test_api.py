@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
+from rest_framework.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from inkweb.core.exceptions import api_exception_handler
@@ -206,3 +207,24 @@ def test_unknown_api_route_is_json_404(uploader):
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("detail", "expected"),
+    [
+        ({"name": ["Required."]}, "name: Required."),
+        (["Bad pair."], "Bad pair."),
+        ({"items": {0: {"width": ["Too small."]}}}, "items[0].width: Too small."),
+        ({"items": [{}, {"x": ["Not a number."]}]}, "items[1].x: Not a number."),
+        ({"box": {"non_field_errors": ["Empty box."]}}, "box: Empty box."),
+        (
+            {"a": ["One."], "b": {"c": ["Two.", "Three."]}},
+            "a: One. b.c: Two. b.c: Three.",
+        ),
+    ],
+)
+def test_validation_detail_paths(detail, expected):
+    response = api_exception_handler(ValidationError(detail), {})
+    assert response.status_code == 400
+    assert response.data["detail"] == expected
+    assert response.data["code"] == "invalid"

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from inkweb.accounts.services import user_create_or_update
-from inkweb.core.exceptions import ForbiddenError
+from inkweb.core.exceptions import ConflictError, ForbiddenError
 from inkweb.reviews.models import ReviewDecision, ReviewDecisionImmutableError
 from inkweb.reviews.selectors import review_queue, review_queue_next
 from inkweb.reviews.services import review_record
@@ -175,6 +175,52 @@ def test_separation_blocks_requester(settings, both_roles, uploader, ready_slide
     assert f"you requested run {run.pk}" in error.value.detail.lower()
 
 
+def _revision(parent, *, requested_by, status="succeeded") -> PipelineRun:
+    return PipelineRun.objects.create(
+        slide=parent.slide,
+        requested_by=requested_by,
+        status=status,
+        restored_sha256=SHA_B if status == "succeeded" else "",
+        kind=PipelineRun.Kind.REVISION,
+        parent=parent,
+        corrections=[{"x": 0, "y": 0, "width": 10, "height": 10, "action": "keep-original"}],
+    )
+
+
+@pytest.mark.django_db
+def test_separation_covers_revision_chain(settings, both_roles, reviewer, uploader, ready_slide):
+    settings.INKWEB_SEPARATION_OF_DUTIES = True
+    requested = _run(ready_slide, requested_by=both_roles)
+    first = _revision(requested, requested_by=reviewer)
+    second = _revision(first, requested_by=reviewer)
+
+    with pytest.raises(ForbiddenError) as error:
+        review_record(slide=ready_slide, reviewer=both_roles, decision="approve", run=second)
+    assert error.value.code == "separation_of_duties"
+    assert f"you requested run {requested.pk}" in error.value.detail.lower()
+    assert not ReviewDecision.objects.filter(slide=ready_slide).exists()
+
+    # The reviewer who made the revisions requested runs of the chain too.
+    with pytest.raises(ForbiddenError):
+        review_record(slide=ready_slide, reviewer=reviewer, decision="approve", run=second)
+
+    review_record(slide=ready_slide, reviewer=both_roles, decision="rework", run=second)
+    assert slide_get(slide_id=ready_slide.pk).state == "needs_rework"
+
+
+@pytest.mark.django_db
+def test_separation_revision_api_error(settings, both_roles, reviewer, ready_slide):
+    settings.INKWEB_SEPARATION_OF_DUTIES = True
+    revision = _revision(_run(ready_slide, requested_by=both_roles), requested_by=reviewer)
+    response = client_for(both_roles).post(
+        f"/api/slides/{ready_slide.pk}/reviews/",
+        {"decision": "approve", "run": revision.pk},
+        format="json",
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "separation_of_duties"
+
+
 @pytest.mark.django_db
 def test_separation_allows_other_reviewer(settings, reviewer, uploader, ready_slide):
     settings.INKWEB_SEPARATION_OF_DUTIES = True
@@ -228,13 +274,64 @@ def test_failed_rerun_keeps_approval(succeeded_run, reviewer, uploader):
 
 
 @pytest.mark.django_db
-def test_decision_on_older_run_ignored(succeeded_run, reviewer, uploader):
+def test_decision_on_superseded_run_rejected(succeeded_run, reviewer, uploader):
     slide = succeeded_run.slide
     newer = _run(slide, requested_by=uploader)
     review_record(slide=slide, reviewer=reviewer, decision="approve", run=newer)
-    # A later decision on the superseded run does not change the state of the newest output.
-    review_record(slide=slide, reviewer=reviewer, decision="reject", run=succeeded_run)
+
+    with pytest.raises(ConflictError) as error:
+        review_record(slide=slide, reviewer=reviewer, decision="reject", run=succeeded_run)
+    assert error.value.code == "run_superseded"
+    assert f"run {newer.pk}" in error.value.detail
+    assert ReviewDecision.objects.filter(run=succeeded_run).count() == 0
     assert slide_get(slide_id=slide.pk).state == "approved"
+
+
+@pytest.mark.django_db
+def test_superseded_run_api_conflict(succeeded_run, reviewer, uploader):
+    slide = succeeded_run.slide
+    newer = _run(slide, requested_by=uploader)
+    response = client_for(reviewer).post(
+        f"/api/slides/{slide.pk}/reviews/",
+        {"decision": "approve", "run": succeeded_run.pk},
+        format="json",
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "run_superseded"
+    assert f"run {newer.pk}" in response.json()["detail"]
+    assert slide_get(slide_id=slide.pk).state == "to_review"
+
+
+@pytest.mark.parametrize("newer_status", ["failed", "cancelled"])
+@pytest.mark.django_db
+def test_failed_newer_run_keeps_review_state(succeeded_run, reviewer, uploader, newer_status):
+    slide = succeeded_run.slide
+    _run(slide, requested_by=uploader, status=newer_status)
+
+    listed = slide_get(slide_id=slide.pk)
+    assert listed.state == "to_review"
+    assert listed.latest_run_status == newer_status
+    assert listed.latest_succeeded_run_id == succeeded_run.pk
+    assert [queued.pk for queued in review_queue()] == [slide.pk]
+
+    review_record(slide=slide, reviewer=reviewer, decision="rework")
+    assert slide_get(slide_id=slide.pk).state == "needs_rework"
+
+
+@pytest.mark.django_db
+def test_failed_revision_keeps_queue_entry(succeeded_run, reviewer, uploader):
+    slide = succeeded_run.slide
+    PipelineRun.objects.create(
+        slide=slide,
+        requested_by=reviewer,
+        status=PipelineRun.Status.FAILED,
+        kind=PipelineRun.Kind.REVISION,
+        parent=succeeded_run,
+        corrections=[{"x": 0, "y": 0, "width": 10, "height": 10, "action": "keep-original"}],
+    )
+    body = client_for(reviewer).get("/api/reviews/queue/").json()
+    assert [entry["slide_id"] for entry in body["results"]] == [slide.pk]
+    assert body["results"][0]["run_id"] == succeeded_run.pk
 
 
 # ---------------------------------------------------------------- queue
@@ -252,9 +349,8 @@ def queued_slides(uploader, reviewer):
     run = _run(reviewed, requested_by=uploader, finished_minutes_ago=40)
     review_record(slide=reviewed, reviewer=reviewer, decision="reject", run=run)
 
-    rerun_failed = _slide(5, uploaded_by=uploader)
-    _run(rerun_failed, requested_by=uploader, finished_minutes_ago=50)
-    _run(rerun_failed, requested_by=uploader, status="failed")
+    only_failed = _slide(5, uploaded_by=uploader)
+    _run(only_failed, requested_by=uploader, status="failed")
     _slide(6, uploaded_by=uploader)
     return [oldest, middle, newest]
 
@@ -348,3 +444,39 @@ def test_queue_and_viewer_pages(queued_slides, reviewer):
     assert 'value="rework"' in viewer
     plain = client.get(f"/slides/{queued_slides[0].pk}/").content.decode()
     assert 'id="queue-next"' not in plain
+
+
+@pytest.mark.django_db
+def test_shortcut_hints_only_for_reviewers(queued_slides, reviewer, uploader):
+    from django.test import Client
+
+    hints = ("<kbd>a</kbd> approve", "<kbd>n</kbd>")
+    for user, shown in ((reviewer, True), (uploader, False)):
+        client = Client()
+        client.force_login(user)
+        queue_page = client.get("/review/").content.decode()
+        viewer = client.get(f"/slides/{queued_slides[0].pk}/?queue=1").content.decode()
+        for hint in hints:
+            assert (hint in queue_page) is shown, (user.username, "queue", hint)
+            assert (hint in viewer) is shown, (user.username, "viewer", hint)
+
+
+@pytest.mark.django_db
+def test_viewer_superseded_run_read_only(succeeded_run, reviewer, uploader):
+    from django.test import Client
+
+    slide = succeeded_run.slide
+    newer = _run(slide, requested_by=uploader)
+    client = Client()
+    client.force_login(reviewer)
+
+    old_page = client.get(f"/slides/{slide.pk}/?run={succeeded_run.pk}").content.decode()
+    assert 'id="review-superseded"' in old_page
+    assert f'href="?run={newer.pk}"' in old_page
+    assert 'id="review-form"' not in old_page
+    assert 'id="correct-start"' not in old_page
+
+    new_page = client.get(f"/slides/{slide.pk}/?run={newer.pk}").content.decode()
+    assert 'id="review-superseded"' not in new_page
+    assert 'id="review-form"' in new_page
+    assert 'id="correct-start"' in new_page

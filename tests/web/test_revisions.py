@@ -104,6 +104,43 @@ def test_revision_needs_parent_output(succeeded_run, reviewer):
 
 
 @pytest.mark.django_db
+def test_revision_needs_latest_parent(processed_run, uploader, reviewer):
+    newer = PipelineRun.objects.create(
+        slide=processed_run.slide, requested_by=uploader, status=PipelineRun.Status.SUCCEEDED
+    )
+    with pytest.raises(ConflictError) as error:
+        run_revise(run=processed_run, corrections=[KEEP], requested_by=reviewer)
+    assert error.value.code == "parent_not_latest"
+    assert f"run {newer.pk} is" in error.value.detail
+
+    response = client_for(reviewer).post(
+        f"/api/runs/{processed_run.pk}/revisions/", {"corrections": [KEEP]}, format="json"
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "parent_not_latest"
+    assert PipelineRun.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_revision_retry_needs_latest_parent(processed_run, uploader, reviewer):
+    failed = PipelineRun.objects.create(
+        slide=processed_run.slide,
+        requested_by=reviewer,
+        status=PipelineRun.Status.FAILED,
+        kind=PipelineRun.Kind.REVISION,
+        parent=processed_run,
+        corrections=[KEEP],
+    )
+    PipelineRun.objects.create(
+        slide=processed_run.slide, requested_by=uploader, status=PipelineRun.Status.SUCCEEDED
+    )
+    with pytest.raises(ConflictError) as error:
+        run_retry(run=failed, requested_by=reviewer)
+    assert error.value.code == "parent_not_latest"
+    assert PipelineRun.objects.count() == 3
+
+
+@pytest.mark.django_db
 def test_revision_conflicts_with_active_run(
     processed_run, reviewer, django_capture_on_commit_callbacks
 ):
@@ -132,6 +169,13 @@ def test_revision_api(
     assert outside.json()["code"] == "invalid_corrections"
     assert "correction 1" in outside.json()["detail"]
     assert client.post(url, {"corrections": []}, format="json").status_code == 400
+    zero_width = client.post(
+        url, {"corrections": [KEEP, dict(KEEP, width=0)]}, format="json"
+    ).json()
+    assert zero_width["detail"] == (
+        "corrections[1].width: Ensure this value is greater than or equal to 1."
+    )
+    assert zero_width["code"] == "invalid"
 
     with django_capture_on_commit_callbacks(execute=True):
         created = client.post(url, body, format="json")

@@ -20,6 +20,7 @@ from inkweb.core.storage import storage_absolute, storage_root
 from inkweb.datasets import execution
 from inkweb.datasets.cancellation import export_cancel_flag_is_set, export_cancel_flag_set
 from inkweb.datasets.execution import export_execute, export_folder
+from inkweb.datasets.manifests import manifest_csv_text, manifest_slide_entry
 from inkweb.datasets.models import (
     Dataset,
     DatasetExport,
@@ -454,12 +455,34 @@ def test_cancel_running_export_stops_it(
     finished = export_execute(export_id=export.pk)
 
     assert finished.status == DatasetExport.Status.CANCELLED
-    assert "stopping at the next step" in finished.message
+    assert finished.message == f"Cancelled by {reviewer.username}; stopped."
     folder = export_folder(export)
     assert not folder.exists()
     assert not list(folder.parent.iterdir())
     assert not export_cancel_flag_is_set(export_id=export.pk)
     assert len(_audit(AuditEvent.Action.EXPORT_FINISH)) == 1
+
+
+@pytest.mark.django_db
+def test_cancel_as_export_finishes(
+    reviewer, approved_run, django_capture_on_commit_callbacks, monkeypatch
+):
+    dataset = _dataset(reviewer)
+    dataset_slide_add(dataset=dataset, slide=approved_run.slide, added_by=reviewer)
+    export = _export(dataset, reviewer, django_capture_on_commit_callbacks)
+    real_folder_bytes = execution._folder_bytes
+
+    def cancel_then_measure(folder):
+        # The files are in place and only the final status is left to write.
+        export_cancel(export=DatasetExport.objects.get(pk=export.pk), cancelled_by=reviewer)
+        return real_folder_bytes(folder)
+
+    monkeypatch.setattr(execution, "_folder_bytes", cancel_then_measure)
+    finished = export_execute(export_id=export.pk)
+
+    assert finished.status == DatasetExport.Status.CANCELLED
+    assert finished.message == f"Cancelled by {reviewer.username}; stopped."
+    assert not export_folder(export).exists()
 
 
 @pytest.mark.django_db
@@ -589,3 +612,51 @@ def test_progress_stops_when_row_cancelled(
     reporter = ExportProgressReporter(export_id=export.pk, dataset_id=dataset.pk, interval_s=0)
     with pytest.raises(ExportCancelled):
         reporter.report(0.5, "export", "halfway")
+
+
+def _manifest_member(*, reviewer_name: str, report: dict, options: dict):
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    reviewer = SimpleNamespace(get_username=lambda: reviewer_name)
+    return SimpleNamespace(
+        identifier="=set-v1-0001",
+        run=SimpleNamespace(report=report, options=options),
+        run_id=7,
+        slide=SimpleNamespace(info={}),
+        restored_sha256="c" * 64,
+        review_id=3,
+        review=SimpleNamespace(reviewer=reviewer, created_at=datetime(2026, 1, 2, tzinfo=UTC)),
+    )
+
+
+def test_manifest_csv_cells_not_formulas(tmp_path):
+    from pipeline.export import ExportResult
+
+    member = _manifest_member(
+        reviewer_name="+rev",
+        report={"models": {"ink": "@v1"}, "restore_method": "cyclegan"},
+        options={},
+    )
+    result = ExportResult(
+        path=tmp_path / "slide.tiff",
+        identifier=member.identifier,
+        sha256="d" * 64,
+        size_bytes=10,
+        width=4,
+        height=3,
+        mpp_x=0.5,
+        mpp_y=0.5,
+        levels=[(4, 3)],
+        level0="byte-identical",
+    )
+    entry = manifest_slide_entry(member, result)
+    assert entry["restore_method"] == "cyclegan"
+    assert entry["reviewer"] == "+rev"
+
+    rows = list(csv.DictReader(io.StringIO(manifest_csv_text({"slides": [entry]}))))
+    assert rows[0]["reviewer"] == "'+rev"
+    assert rows[0]["identifier"] == "'=set-v1-0001"
+    assert rows[0]["models"] == "ink=@v1"
+    assert rows[0]["restore_method"] == "cyclegan"
+    assert rows[0]["sha256"] == "d" * 64
