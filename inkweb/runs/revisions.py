@@ -17,7 +17,7 @@ from inkweb.accounts.roles import Role, user_has_role
 from inkweb.core.exceptions import ApplicationError, ConflictError, ForbiddenError
 from inkweb.core.storage import storage_absolute
 from inkweb.runs.models import PipelineRun
-from inkweb.runs.services import run_create
+from inkweb.runs.services import restore_method_check, run_create
 from pipeline.corrections import InvalidCorrectionError, parse_corrections
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def run_corrections_validate(*, run: PipelineRun, corrections: Any) -> list[dict
         raise ApplicationError(
             f"Invalid correction: {error}.", code="invalid_corrections"
         ) from error
+    for method in sorted({correction.method for correction in parsed if correction.method}):
+        restore_method_check(method)
     return [correction.to_dict() for correction in parsed]
 
 

@@ -32,6 +32,7 @@ from inkweb.runs.selectors import run_latest_succeeded
 from inkweb.slides.models import Slide
 from pipeline import RunOptions, run_pipeline
 from pipeline.errors import InkRemovalError, RunCancelled
+from pipeline.models.restorers import missing_weights
 from pipeline.revise import revise_output
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,28 @@ def run_options_validate(options: dict[str, Any]) -> dict[str, Any]:
                 code="invalid_options",
             )
     try:
-        RunOptions(**options)
+        run_options = RunOptions(**options)
     except (TypeError, ValueError) as error:
         raise ApplicationError(f"Invalid run options: {error}", code="invalid_options") from error
+    restore_method_check(run_options.restore_method)
     return options
+
+
+def restore_method_check(method: str) -> None:
+    """Raise ApplicationError when the weights that ``method`` needs are not installed.
+
+    A run with missing weights would fail in the worker; refusing it here tells the
+    user at once which files are missing.
+    """
+    missing = missing_weights(method)
+    if missing:
+        names = ", ".join(path.name for path in missing)
+        raise ApplicationError(
+            f"Restoration method {method} is not available on this server: its model "
+            f"weights ({names}) are not installed. Choose another method, or ask an "
+            "administrator to run `make weights`.",
+            code="method_unavailable",
+        )
 
 
 def _run_output_dir(run: PipelineRun) -> Path:

@@ -292,3 +292,14 @@ def test_viewer_page_shows_corrections(
     uploader_page = client_for(uploader).get(f"/slides/{processed_run.slide_id}/").content.decode()
     assert 'id="correct-start"' not in uploader_page
     assert 'id="revisions-panel"' in uploader_page
+
+
+def test_revise_with_a_method_without_weights_is_refused(monkeypatch, tmp_path):
+    from inkweb.runs import services
+
+    monkeypatch.setattr(services, "missing_weights",
+                        lambda method: [tmp_path / "paired-unet.pt"] if method == "paired" else [])
+    with pytest.raises(ApplicationError, match="paired-unet.pt") as caught:
+        services.restore_method_check("paired")
+    assert caught.value.code == "method_unavailable"
+    services.restore_method_check("od")
