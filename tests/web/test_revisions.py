@@ -299,7 +299,7 @@ def test_revise_with_a_method_without_weights_is_refused(monkeypatch, tmp_path):
 
     monkeypatch.setattr(services, "missing_weights",
                         lambda method: [tmp_path / "paired-unet.pt"] if method == "paired" else [])
-    with pytest.raises(ApplicationError, match="paired-unet.pt") as caught:
+    with pytest.raises(ApplicationError, match=r"paired-unet\.pt") as caught:
         services.restore_method_check("paired")
     assert caught.value.code == "method_unavailable"
     services.restore_method_check("od")
