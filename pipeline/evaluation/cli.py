@@ -61,8 +61,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
     result = run_benchmark(args.data, methods=methods, simulated_count=args.count,
                            seed=args.seed, include_detection=not args.no_detection,
                            progress=progress_bar)
-    command = "inkremove evaluate " + " ".join(
-        shlex.quote(part) for part in sys.argv[2:]) if len(sys.argv) > 2 else "inkremove evaluate"
+    # The arguments after "evaluate"; global options such as --log-level come before it.
+    after = sys.argv[sys.argv.index("evaluate") + 1:] if "evaluate" in sys.argv else []
+    command = " ".join(["inkremove evaluate", *(shlex.quote(part) for part in after)])
     args.markdown.parent.mkdir(parents=True, exist_ok=True)
     args.markdown.write_text(to_markdown(result, command=command.strip()) + "\n")
     args.json.parent.mkdir(parents=True, exist_ok=True)
