@@ -96,18 +96,27 @@ def add_parser(
     return parser
 
 
-def run_train_classifier(args: argparse.Namespace) -> int:
-    """Run ``inkremove train classifier``; return the process exit code."""
-    for name in ("epochs", "batch_size", "train_tiles", "validation_tiles", "threads"):
+def arguments_valid(args: argparse.Namespace, counts: tuple[str, ...]) -> bool:
+    """Log an error and return False when a count is below 1 or ``--data`` has no clean/."""
+    for name in counts:
         if getattr(args, name) < 1:
             logger.error(
                 "--%s must be at least 1, got %d", name.replace("_", "-"), getattr(args, name)
             )
-            return 2
-    if not (args.data / "README.md").is_file() and not (args.data / "clean").is_dir():
+            return False
+    if not (args.data / "clean").is_dir():
         logger.error(
-            "data folder %s not found; pass --data pointing at the real data folder", args.data
+            "data folder %s has no clean/ images; pass --data pointing at the real data folder",
+            args.data,
         )
+        return False
+    return True
+
+
+def run_train_classifier(args: argparse.Namespace) -> int:
+    """Run ``inkremove train classifier``; return the process exit code."""
+    if not arguments_valid(args, ("epochs", "batch_size", "train_tiles", "validation_tiles",
+                                  "threads")):
         return 2
 
     settings = TrainSettings(

@@ -99,18 +99,10 @@ def add_detector_parser(
 
 def run_train_detector(args: argparse.Namespace) -> int:
     """Run ``inkremove train detector``; return the process exit code."""
-    from pipeline.train.cli import progress_display
+    from pipeline.train.cli import arguments_valid, progress_display
 
-    for name in ("epochs", "batch_size", "train_tiles", "validation_tiles", "threads"):
-        if getattr(args, name) < 1:
-            logger.error(
-                "--%s must be at least 1, got %d", name.replace("_", "-"), getattr(args, name)
-            )
-            return 2
-    if not (args.data / "README.md").is_file() and not (args.data / "clean").is_dir():
-        logger.error(
-            "data folder %s not found; pass --data pointing at the real data folder", args.data
-        )
+    if not arguments_valid(args, ("epochs", "batch_size", "train_tiles", "validation_tiles",
+                                  "threads")):
         return 2
 
     settings = DetectorTrainSettings(

@@ -94,14 +94,10 @@ def _common(parser: argparse.ArgumentParser, defaults: RestorationSettings) -> N
 
 def run_train_restoration(args: argparse.Namespace) -> int:
     """Run ``inkremove train cyclegan|paired``; return the process exit code."""
-    for name in ("steps", "batch_size", "train_crops", "validation_crops", "threads", "filters"):
-        if getattr(args, name) < 1:
-            logger.error("--%s must be at least 1, got %d", name.replace("_", "-"),
-                         getattr(args, name))
-            return 2
-    if not (args.data / "clean").is_dir():
-        logger.error("data folder %s has no clean/ images; pass --data pointing at the real "
-                     "data folder", args.data)
+    from pipeline.train.cli import arguments_valid, progress_display
+
+    if not arguments_valid(args, ("steps", "batch_size", "train_crops", "validation_crops",
+                                  "threads", "filters")):
         return 2
     defaults = _CYCLEGAN if args.network == "cyclegan" else _PAIRED
     settings = RestorationSettings(
@@ -117,8 +113,6 @@ def run_train_restoration(args: argparse.Namespace) -> int:
         adversarial_weight=getattr(args, "adversarial_weight", defaults.adversarial_weight),
         half=args.half,
     )
-    from pipeline.train.cli import progress_display
-
     progress = progress_display()
     try:
         result = train_restoration(settings, progress=progress)

@@ -274,3 +274,14 @@ def test_missing_weights_lists_each_file_a_method_needs(tmp_path):
         tmp_path / "cyclegan-dense.pt", tmp_path / "cyclegan-sparse.pt", tmp_path / "detector.pt"]
     (tmp_path / "paired-unet.pt").write_bytes(b"")
     assert missing_weights("paired", weights_dir=tmp_path) == []
+
+
+@pytest.mark.parametrize("arguments", [["paired", "--steps", "0"],
+                                       ["cyclegan", "--domain", "dense", "--filters", "0"],
+                                       ["paired", "--data", "no-such-folder"]])
+def test_train_command_rejects_invalid_arguments(arguments, tmp_path, caplog):
+    from pipeline.cli import main
+
+    assert main(["train", *arguments, "--out", str(tmp_path / "model.pt")]) == 2
+    assert not (tmp_path / "model.pt").exists()
+    assert "must be at least 1" in caplog.text or "has no clean/ images" in caplog.text
