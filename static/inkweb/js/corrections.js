@@ -255,7 +255,7 @@
       if (!imageItem(viewer)) return;
       entry.corrections.forEach((correction, index) => {
         const element = document.createElement("div");
-        element.className = "revision-outline";
+        element.className = `revision-outline action-${correction.action}`;
         element.title = `Run #${runId}, region ${index + 1}: ${describe(correction)}`;
         element.dataset.viewer = name;
         viewer.addOverlay({ element, location: viewportRect(viewer, correction) });
