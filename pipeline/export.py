@@ -242,9 +242,12 @@ def _tile_size(info: SlideInfo) -> tuple[int, int]:
 def _read_tiles(slide: Slide, grid: TileGrid, reporter: ProgressReporter) -> Iterator[Level0Tile]:
     total = len(grid)
     reporter.emit("export", 0, total, "writing level 0")
+    # Each tile is reported before it is handed over: the writer stops asking after the
+    # last tile, so a report after the yield would never send the final one.
     for index, box in grid.boxes():
-        yield slide.read_region(box.x, box.y, box.width, box.height)
+        pixels = slide.read_region(box.x, box.y, box.width, box.height)
         reporter.emit("export", index + 1, total, f"tile {index + 1} of {total}")
+        yield pixels
 
 
 def _copy_plan(copier: JpegTileCopier, info: SlideInfo, mpp: tuple[float, float] | None,
@@ -265,8 +268,9 @@ def _copy_plan(copier: JpegTileCopier, info: SlideInfo, mpp: tuple[float, float]
             raw = copier.raw_tile(index)
             data, removed = strip_jpeg_text(raw)
             plan.stripped[0] += removed
-            yield CopiedTile(data=data, pixels=copier.decode(raw))
+            tile = CopiedTile(data=data, pixels=copier.decode(raw))
             reporter.emit("export", index + 1, total, f"tile {index + 1} of {total}")
+            yield tile
 
     plan.tiles = tiles()
     return plan

@@ -204,7 +204,8 @@ def test_scale_bar_follows_zoom(page, stack, api_get):
 
 
 def test_run_with_another_method(processed_viewer, page, stack, api_get):
-    first_run = re.search(r"\?run=(\d+)", page.url).group(1)
+    first_run = api_get(f"{stack.base_url}/api/slides/{processed_viewer}/")[
+        "latest_succeeded_run_id"]
     page.goto(f"{stack.base_url}/slides/{processed_viewer}/?run={first_run}")
     page.select_option("#run-method", "paired")
     page.click("#run-start")
