@@ -20,6 +20,28 @@ CHECKPOINT_FORMAT = "inkweb-image-network"
 CHECKPOINT_FORMAT_VERSION = 1
 
 
+def cpu_state_dict(model: nn.Module, *, dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Return contiguous CPU copies of a model's tensors; ``dtype`` casts the float ones."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        tensor = tensor.detach().to("cpu", copy=True).contiguous()
+        if dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(dtype)
+        state[name] = tensor
+    return state
+
+
+def write_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Save ``payload`` with torch.save under a temporary name, then rename it to ``path``.
+
+    A reader never sees a half-written checkpoint.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.partial")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+
+
 @dataclass
 class NetworkCheckpoint:
     """A loaded network in eval mode with its architecture, config and metadata."""
@@ -39,11 +61,7 @@ def save_network(path: Path, model: nn.Module, *, architecture: Architecture,
     config = cast(Any, model).config
     if not isinstance(config, CONFIGS[architecture]):
         raise TypeError(f"model config {type(config).__name__} does not match {architecture}")
-    dtype = torch.float16 if half else torch.float32
-    state = {}
-    for name, tensor in model.state_dict().items():
-        tensor = tensor.detach().to("cpu", copy=True).contiguous()
-        state[name] = tensor.to(dtype) if tensor.is_floating_point() else tensor
+    state = cpu_state_dict(model, dtype=torch.float16 if half else torch.float32)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -52,10 +70,7 @@ def save_network(path: Path, model: nn.Module, *, architecture: Architecture,
         "state_dict": state,
         "metadata": metadata,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    write_checkpoint(path, payload)
 
 
 def load_network(path: Path, *, device: str | torch.device = "cpu",

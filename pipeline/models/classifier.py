@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.models.checkpoints import cpu_state_dict, write_checkpoint
+
 CHECKPOINT_FORMAT = "inkweb-tile-classifier"
 CHECKPOINT_FORMAT_VERSION = 1
 
@@ -109,10 +111,7 @@ class Checkpoint:
 
 def save_checkpoint(path: Path, model: InkClassifier, *, metadata: dict[str, Any]) -> None:
     """Write config, float32 weights and metadata to ``path`` (temporary name, then rename)."""
-    state = {
-        name: tensor.detach().to("cpu", copy=True).contiguous()
-        for name, tensor in model.state_dict().items()
-    }
+    state = cpu_state_dict(model)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -120,10 +119,7 @@ def save_checkpoint(path: Path, model: InkClassifier, *, metadata: dict[str, Any
         "state_dict": state,
         "metadata": metadata,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    write_checkpoint(path, payload)
 
 
 def load_checkpoint(path: Path, *, device: str | torch.device = "cpu") -> Checkpoint:

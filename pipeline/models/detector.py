@@ -44,6 +44,7 @@ from torch import nn
 
 from pipeline.models import WEIGHTS_DIR, WeightsNotFoundError, file_version
 from pipeline.models.boxes import batched_nms
+from pipeline.models.checkpoints import cpu_state_dict, write_checkpoint
 from pipeline.models.preprocess import resize_tile, tiles_to_tensor, validate_tiles
 
 logger = logging.getLogger(__name__)
@@ -385,10 +386,7 @@ class DetectorCheckpoint:
 
 def save_detector_checkpoint(path: Path, model: DetectorNet, *, metadata: dict[str, Any]) -> None:
     """Write config, float32 weights and metadata to ``path`` (temporary name, then rename)."""
-    state = {
-        name: tensor.detach().to("cpu", copy=True).contiguous()
-        for name, tensor in model.state_dict().items()
-    }
+    state = cpu_state_dict(model)
     payload = {
         "format": CHECKPOINT_FORMAT,
         "format_version": CHECKPOINT_FORMAT_VERSION,
@@ -396,10 +394,7 @@ def save_detector_checkpoint(path: Path, model: DetectorNet, *, metadata: dict[s
         "state_dict": state,
         "metadata": metadata,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    write_checkpoint(path, payload)
 
 
 def load_detector_checkpoint(

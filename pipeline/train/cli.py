@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Protocol
 
 from pipeline.progress import ProgressEvent
 from pipeline.train.loop import TrainSettings, train_classifier
@@ -47,45 +48,7 @@ def add_parser(
     parser.add_argument(
         "--seed", type=int, default=DEFAULTS.seed, help=f"random seed (default {DEFAULTS.seed})"
     )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=DEFAULTS.epochs,
-        help=f"training epochs (default {DEFAULTS.epochs})",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULTS.batch_size,
-        help=f"tiles per step (default {DEFAULTS.batch_size})",
-    )
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=DEFAULTS.learning_rate,
-        help=f"peak Adam learning rate of a one-cycle schedule (default {DEFAULTS.learning_rate})",
-    )
-    parser.add_argument(
-        "--train-tiles",
-        type=int,
-        default=DEFAULTS.train_tiles,
-        help=f"simulated training tiles (default {DEFAULTS.train_tiles})",
-    )
-    parser.add_argument(
-        "--validation-tiles",
-        type=int,
-        default=DEFAULTS.validation_tiles,
-        help=f"simulated validation tiles (default {DEFAULTS.validation_tiles})",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=DEFAULTS.threads,
-        help=(
-            "CPU threads for torch; runs are reproducible for a fixed count "
-            f"(default {DEFAULTS.threads})"
-        ),
-    )
+    add_epoch_arguments(parser, DEFAULTS, optimiser="Adam", tiles="simulated")
     parser.set_defaults(func=run_train_classifier)
     from pipeline.train.restoration_cli import add_parsers
 
@@ -94,6 +57,46 @@ def add_parser(
 
     add_detector_parser(models)
     return parser
+
+
+class EpochDefaults(Protocol):
+    """The defaults that ``add_epoch_arguments`` shows: fields of a settings dataclass."""
+
+    @property
+    def epochs(self) -> int: ...  # noqa: D102
+    @property
+    def batch_size(self) -> int: ...  # noqa: D102
+    @property
+    def learning_rate(self) -> float: ...  # noqa: D102
+    @property
+    def train_tiles(self) -> int: ...  # noqa: D102
+    @property
+    def validation_tiles(self) -> int: ...  # noqa: D102
+    @property
+    def threads(self) -> int: ...  # noqa: D102
+
+
+def add_epoch_arguments(parser: argparse.ArgumentParser, defaults: EpochDefaults, *,
+                        optimiser: str, tiles: str) -> None:
+    """Add the options of an epoch-based tile trainer: epochs, batch, rate, tiles, threads.
+
+    ``optimiser`` names the optimiser and ``tiles`` describes the generated tiles in the
+    help text.
+    """
+    parser.add_argument("--epochs", type=int, default=defaults.epochs,
+                        help=f"training epochs (default {defaults.epochs})")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help=f"tiles per step (default {defaults.batch_size})")
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate,
+                        help=f"peak {optimiser} learning rate of a one-cycle schedule "
+                             f"(default {defaults.learning_rate})")
+    parser.add_argument("--train-tiles", type=int, default=defaults.train_tiles,
+                        help=f"{tiles} training tiles (default {defaults.train_tiles})")
+    parser.add_argument("--validation-tiles", type=int, default=defaults.validation_tiles,
+                        help=f"{tiles} validation tiles (default {defaults.validation_tiles})")
+    parser.add_argument("--threads", type=int, default=defaults.threads,
+                        help="CPU threads for torch; CPU runs are reproducible for a fixed "
+                             f"count (default {defaults.threads})")
 
 
 def arguments_valid(args: argparse.Namespace, counts: tuple[str, ...]) -> bool:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pipeline.models.detector import BACKBONES
+from pipeline.train.cli import add_epoch_arguments
 from pipeline.train.detector import DetectorTrainSettings, train_detector
 
 logger = logging.getLogger(__name__)
@@ -48,45 +49,7 @@ def add_detector_parser(
             f"YOLOv3 network, for a GPU (default {DEFAULTS.backbone})"
         ),
     )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=DEFAULTS.epochs,
-        help=f"training epochs (default {DEFAULTS.epochs})",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULTS.batch_size,
-        help=f"tiles per step (default {DEFAULTS.batch_size})",
-    )
-    parser.add_argument(
-        "--lr",
-        type=float,
-        default=DEFAULTS.learning_rate,
-        help=f"peak AdamW learning rate of a one-cycle schedule (default {DEFAULTS.learning_rate})",
-    )
-    parser.add_argument(
-        "--train-tiles",
-        type=int,
-        default=DEFAULTS.train_tiles,
-        help=f"simulated 256 px training tiles (default {DEFAULTS.train_tiles})",
-    )
-    parser.add_argument(
-        "--validation-tiles",
-        type=int,
-        default=DEFAULTS.validation_tiles,
-        help=f"simulated 256 px validation tiles (default {DEFAULTS.validation_tiles})",
-    )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=DEFAULTS.threads,
-        help=(
-            "CPU threads for torch; CPU runs are reproducible for a fixed count "
-            f"(default {DEFAULTS.threads})"
-        ),
-    )
+    add_epoch_arguments(parser, DEFAULTS, optimiser="AdamW", tiles="simulated 256 px")
     parser.add_argument(
         "--device",
         choices=("cpu", "cuda"),
