@@ -3,7 +3,7 @@
 The ink region is the ink mask grown by a small margin that covers the soft edge of a
 pen stroke. Restored pixels get full weight in the region's interior and a weight
 that falls towards its border over a short feather, so the stroke's outline does not
-show; every pixel outside the region keeps its original value exactly.
+show. Every pixel outside the region keeps its original value exactly.
 """
 
 from __future__ import annotations

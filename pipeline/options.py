@@ -57,7 +57,7 @@ class RunOptions:
     # paired U-Net. Ink on glass is always filled with the glass colour.
     restore_method: RestoreMethod = "od"
     # The ink region is the ink mask grown by dilation_um (background_dilation_um for ink
-    # on glass); restored pixels are blended in over its outer feather_um, and nothing
+    # on glass). Restored pixels are blended in over its outer feather_um, so nothing
     # outside the region changes.
     dilation_um: float = 4.0
     background_dilation_um: float = 15.0

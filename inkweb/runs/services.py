@@ -94,8 +94,8 @@ def run_options_validate(options: dict[str, Any]) -> dict[str, Any]:
 def restore_method_check(method: str) -> None:
     """Raise ApplicationError when the weights that ``method`` needs are not installed.
 
-    A run with missing weights would fail in the worker; refusing it here tells the
-    user at once which files are missing.
+    A run with missing weights would fail in the worker, so rejecting it here names the
+    missing files at once.
     """
     missing = missing_weights(method)
     if missing:

@@ -1,6 +1,6 @@
 """Self-describing checkpoints of the image-to-image networks.
 
-A checkpoint holds the architecture name, its config, the weights (float32, or float16
+A checkpoint contains the architecture name, its config, the weights (float32, or float16
 to halve the file) and training metadata, so that ``load_network`` rebuilds the model
 from the file alone.
 """
@@ -89,9 +89,9 @@ def load_network(path: Path, *, device: str | torch.device = "cpu",
                          f" expected {CHECKPOINT_FORMAT_VERSION}; retrain it")
     architecture = payload.get("architecture")
     if architecture not in CONFIGS:
-        raise ValueError(f"{path} holds an unknown architecture {architecture!r}")
+        raise ValueError(f"{path} contains an unknown architecture {architecture!r}; retrain it")
     if expected is not None and architecture != expected:
-        raise ValueError(f"{path} holds a {architecture}, expected a {expected}")
+        raise ValueError(f"{path} contains a {architecture}, expected a {expected}")
     config_type = CONFIGS[architecture]
     known = {item.name for item in fields(config_type)}
     config = config_type(**{key: value for key, value in payload["config"].items()

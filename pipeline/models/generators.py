@@ -1,10 +1,10 @@
 """Image-to-image networks that remove ink: the CycleGAN pair and the paired U-Net.
 
 The CycleGAN parts follow Zhu et al., "Unpaired image-to-image translation using
-cycle-consistent adversarial networks", ICCV 2017, as the ink-removal method uses them:
-a ResNet generator (7x7 stem, two stride-2 convolutions, residual blocks at a quarter of
-the resolution, two upsamplings, 7x7 output) with instance normalisation and
-reflection padding, and a 70 x 70 PatchGAN discriminator. Two changes suit a small model
+cycle-consistent adversarial networks", ICCV 2017. The generator is a ResNet (7x7
+stem, two stride-2 convolutions, residual blocks at a quarter of the resolution, two
+upsamplings, 7x7 output) with instance normalisation and reflection padding. The
+discriminator is a 70 x 70 PatchGAN. Two changes suit a small model
 trained briefly: upsampling is nearest-neighbour followed by a 3x3 convolution, which
 avoids the checkerboard of transposed convolutions, and the generator may add its
 output to its input (``global_skip``), so that an untrained generator is the identity
@@ -216,7 +216,7 @@ class ImagePool:
 
     Until full, every image is stored and returned. Then each query returns, with
     probability one half, a stored image (replaced by the new one) instead of the new one,
-    so the discriminator also sees older generator outputs. ``size`` 0 turns it off.
+    so the discriminator also scores older generator outputs. ``size`` 0 turns it off.
     """
 
     def __init__(self, size: int, generator: torch.Generator) -> None:

@@ -137,8 +137,8 @@ class DenseSparseRestorer:
     """Two CycleGAN generators chosen per region by the detector's ``cluster`` boxes.
 
     Ink inside a cluster box (packed nuclei or cytoplasm) is restored by the generator
-    trained on dense tissue, the rest by the one trained on sparse tissue; the switch
-    is blurred over a few pixels so that no seam shows inside a stroke.
+    trained on dense tissue, and the rest by the one trained on sparse tissue. The
+    switch is blurred over a few pixels so that no seam shows inside a stroke.
     """
 
     def __init__(self, dense: NetworkRestorer, sparse: NetworkRestorer, detector: object) -> None:
@@ -151,8 +151,8 @@ class DenseSparseRestorer:
     def cluster_weights(self, images: Sequence[NDArray[np.uint8]]) -> list[NDArray[np.float32]]:
         """Return per image a (H, W) weight of the dense generator, 1 inside cluster boxes.
 
-        The detector sees each image in square tiles of its own input size, at the
-        image's resolution, as it was trained; all tiles of all images form one batch.
+        The detector runs on square tiles of its own input size at the image's resolution,
+        as it was trained, and all tiles of all images form one batch.
         """
         size = int(getattr(self.detector, "config").input_size_px)  # noqa: B009
         tiles, origins = [], []

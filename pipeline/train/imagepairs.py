@@ -1,9 +1,9 @@
 """Training crops for the restoration networks: clean tissue and the same tissue inked.
 
 Crops are 256 x 256 px from the clean source images of one split
-(``pipeline.train.sources``), kept when at least ``MIN_TISSUE_SHARE`` of the crop is
-stained tissue, since ink on glass is filled with the glass colour and never reaches a
-network. The simulator draws one random stroke set on each crop, so every crop gives a
+(``pipeline.train.sources``). A crop is kept when at least ``MIN_TISSUE_SHARE`` of it
+is stained tissue, because ink on glass is filled with the glass colour and never
+reaches a network. The simulator draws one random stroke set on each crop, so every crop gives a
 pair (inked, clean) and the simulator's ink mask.
 
 Each crop also gets its cluster share: the share of its pixels that the detector's

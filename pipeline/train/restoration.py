@@ -1,8 +1,8 @@
 """Training of the restoration networks: CycleGAN (unpaired) and the paired U-Net.
 
 Both learn from 256 px crops of the clean training sources with simulated ink
-(``pipeline.train.imagepairs``). The CycleGAN sees the crops unpaired: inked crops
-from one half of the set and clean crops from the other, so it never sees the same
+(``pipeline.train.imagepairs``). The CycleGAN trains on the crops unpaired: inked crops
+from one half of the set and clean crops from the other, so it never gets the same
 tissue with and without ink. The U-Net sees each crop's pair and the ink mask.
 
 Validation uses crops of the validation sources: the restored crop is blended into the
@@ -298,7 +298,7 @@ class PairedTrainer:
         self.adversarial_weight = adversarial_weight
         self.judge: PatchDiscriminator | None = None
         if adversarial_weight > 0:
-            # pix2pix: the discriminator sees the input beside the real or restored output.
+            # pix2pix: the discriminator scores the input beside the real or restored output.
             self.judge = PatchDiscriminator(PatchDiscriminatorConfig(
                 in_channels=config.in_channels + config.out_channels,
                 filters=discriminator_filters))

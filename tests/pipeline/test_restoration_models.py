@@ -52,7 +52,8 @@ def _images(count: int, size: int, seed: int = 0) -> torch.Tensor:
 def test_generator_keeps_the_input_shape_and_range(config, size):
     output = ResnetGenerator(config)(_images(2, size))
     assert output.shape == (2, 3, size, size)
-    assert output.min() >= -1 and output.max() <= 1
+    assert output.min() >= -1
+    assert output.max() <= 1
 
 
 def test_untrained_generator_and_unet_return_their_input():
@@ -62,7 +63,7 @@ def test_untrained_generator_and_unet_return_their_input():
     assert torch.equal(UNet(SMALL_UNET)(with_mask), images)
 
 
-def test_patch_discriminator_scores_70_px_patches_of_a_256_crop():
+def test_patch_discriminator_output_grid():
     scores = PatchDiscriminator(PatchDiscriminatorConfig())(_images(2, 256))
     assert scores.shape == (2, 1, 30, 30)
 
@@ -101,7 +102,7 @@ def test_cyclegan_overfits_one_batch():
                               cycle_weight=10.0, identity_weight=0.5, pool_size=0,
                               random=torch.Generator().manual_seed(0))
     losses = [trainer.step(inked, clean) for _ in range(15)]
-    # The discriminators learn to separate the batch, and the generators answer them.
+    # The discriminators learn to separate the batch, and the generators' adversarial loss falls.
     assert losses[-1]["discriminator"] < 0.5 * losses[0]["discriminator"]
     assert losses[-1]["adversarial"] < losses[0]["adversarial"]
     assert all(np.isfinite(list(step.values())).all() for step in losses)
@@ -156,7 +157,7 @@ def test_checkpoint_refuses_the_wrong_architecture_and_foreign_files(tmp_path):
 
 
 class _AddNetwork(torch.nn.Module):
-    """Adds a constant to the image channels; stands in for a trained network."""
+    """A stand-in for a trained network that adds a constant to the image channels."""
 
     def __init__(self, offset: float, channels: int = 3) -> None:
         super().__init__()
@@ -177,12 +178,13 @@ def test_restorer_runs_only_patches_that_touch_the_region():
     region = np.zeros((600, 700), bool)
     region[10:20, 10:20] = True
     restored = _restorer(0.2).restore_many([image], [region])[0]
-    assert restored.dtype == np.float32 and restored.shape == image.shape
+    assert restored.dtype == np.float32
+    assert restored.shape == image.shape
     assert np.allclose(restored[10:20, 10:20], 100 + 0.2 * 127.5, atol=0.01)
     assert np.array_equal(restored[400:, 500:], image[400:, 500:].astype(np.float32))
 
 
-def test_restorer_handles_images_smaller_than_a_patch_and_batches_like_single_calls():
+def test_restorer_small_images_and_batches():
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (100, 130, 3), dtype=np.uint8),
               rng.integers(0, 256, (PATCH_PX + 90, PATCH_PX + 10, 3), dtype=np.uint8)]
@@ -227,7 +229,7 @@ class _FakeDetector:
                 for _ in tiles]
 
 
-def test_dense_sparse_uses_the_dense_generator_inside_cluster_boxes():
+def test_dense_sparse_routes_cluster_boxes():
     detector = _FakeDetector()
     restorer = DenseSparseRestorer(_restorer(0.4), _restorer(-0.4), detector)
     image = np.full((300, 400, 3), 128, np.uint8)
@@ -263,7 +265,8 @@ def test_training_crops_are_reproducible_and_split_by_domain():
     assert all(mask.any() for mask in first.mask)
     dense, sparse = first.select("dense"), first.select("sparse")
     assert len(dense) + len(sparse) == len(first)
-    assert len(dense) > 0 and len(sparse) > 0
+    assert len(dense) > 0
+    assert len(sparse) > 0
     assert first.select("single") is first
 
 

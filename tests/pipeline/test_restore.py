@@ -148,11 +148,12 @@ def test_ink_region_grows_the_mask_by_the_dilation():
     mask[20:40, 20:40] = True
     region = ink_region(mask, dilation_px=3)
     assert region[mask].all()
-    assert region[20, 17] and not region[20, 16]
+    assert region[20, 17]
+    assert not region[20, 16]
     assert not region[:, :15].any()
 
 
-def test_blend_weights_ramp_inside_the_region_and_zero_outside():
+def test_blend_weights_inner_ramp():
     region = np.zeros((60, 60), dtype=bool)
     region[20:40, 20:40] = True
     weights = blend_weights(region, feather_px=3)
