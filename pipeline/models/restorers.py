@@ -124,6 +124,7 @@ class NetworkRestorer:
     def _run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         tensor = torch.from_numpy(batch).permute(0, 3, 1, 2).to(self.device, non_blocking=True)
         if self.device.type == "cuda":
+            # NOTE: this float16 path has not yet run on a GPU; only the CPU path is tested.
             with torch.autocast(device_type="cuda", dtype=torch.float16):
                 output = self.model(tensor)
         else:
