@@ -118,8 +118,8 @@ def review_record(
             target_type="review",
             target_id=review.pk,
             summary=(
-                f"{reviewer.get_username()} recorded {review.get_decision_display().lower()} "
-                f"on run {run.pk} of slide {slide.pk}."
+                f"{reviewer.get_username()} recorded the decision "
+                f"\"{review.get_decision_display()}\" on run {run.pk} of slide {slide.pk}."
             ),
             slide_id=slide.pk,
             details={

@@ -211,7 +211,7 @@ def _store_staged(
 
 
 def _audit_stored(slide: Slide, *, action: str, uploaded_by: AbstractBaseUser | None) -> None:
-    actor_name = uploaded_by.get_username() if uploaded_by is not None else "the system"
+    actor_name = uploaded_by.get_username() if uploaded_by is not None else "The system"
     verb = "uploaded" if action == AuditEvent.Action.SLIDE_UPLOAD else "imported"
     audit_record(
         actor=uploaded_by,
